@@ -1,0 +1,1 @@
+"""Model adapters shipped with nlbsuite. Each module defines one :class:`ModelAdapter`."""

@@ -208,7 +208,7 @@ def window_bins(win: Windows, drop: np.ndarray | None) -> list[np.ndarray]:
     return out
 
 
-def _fixed_index(win: Windows, drop: np.ndarray | None, what: str) -> np.ndarray:
+def fixed_index(win: Windows, drop: np.ndarray | None, what: str) -> np.ndarray:
     """(trial, time) bin indices for equal-length windows; error if lengths differ."""
     if len(win.rows) == 0:
         return np.zeros((0, 0), dtype=np.int64)
@@ -237,7 +237,7 @@ def stacked_spikes(
     binned: Binned, win: Windows, allow_nans: bool, heldout: bool, what: str
 ) -> np.ndarray:
     """(trial, time, neuron) spikes of fixed-length windows (``make_stacked_array``)."""
-    idx = _fixed_index(win, None if allow_nans else binned.any_nan, what)
+    idx = fixed_index(win, None if allow_nans else binned.any_nan, what)
     counts, nan_bins = (
         (binned.heldout, binned.heldout_nan) if heldout else (binned.heldin, binned.heldin_nan)
     )
@@ -377,27 +377,37 @@ def split_mask(rec: Recording, splits: tuple[str, ...]) -> np.ndarray:
     return np.isin(rec.trials.split, splits)
 
 
-def _align_for(rec: Recording, spec: DatasetSpec, window: Window, jits: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Window, np.ndarray | None]:
-    """Window and align override with jitter applied (nlb_tools' ``*_jitter_time`` column)."""
+def _jittered(
+    rec: Recording, spec: DatasetSpec, window: Window, jits: list[tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray | None:
+    """Alignment times shifted by jitter (nlb_tools' ``*_jitter_time`` column), or None."""
     if spec.jitter is None:
-        return window, None
-    field = window.align_field or window.start_field
-    shifted = _jittered_align(rec, field, jits)
-    if window.align_field is not None:
-        return window, shifted
-    return window, shifted  # start-field jitter is not used by any NLB dataset
+        return None
+    if window.align_field is None:
+        raise UserError(f"{spec.name}: jitter needs an align_field in the window")
+    return _jittered_align(rec, window.align_field, jits)
+
+
+def input_windows(
+    rec: Recording, binned: Binned, spec: DatasetSpec, mask: np.ndarray, seed: int = 0
+) -> tuple[Window, np.ndarray | None, Windows, Windows]:
+    """Model-input window, align override (jitter), input and forward windows of ``mask``."""
+    bw = binned.bin_ms
+    jits = []
+    if spec.jitter is not None:
+        jits = [(mask, jitter_ms(rec, spec, mask, bw, seed))]
+    window = spec.input_window
+    align = _jittered(rec, spec, window, jits)
+    win = trial_windows(rec, mask, window, bw, binned.n_bins, align)
+    fwin = trial_windows(rec, mask, window.forward(spec.fp_len_ms), bw, binned.n_bins, align)
+    return window, align, win, fwin
 
 
 def make_train_input(
     rec: Recording, binned: Binned, spec: DatasetSpec, train_mask: np.ndarray, seed: int = 0
 ) -> dict[str, np.ndarray]:
     """``make_train_input_tensors(include_behavior=True, include_forward_pred=True)``."""
-    bw = binned.bin_ms
-    jits = []
-    if spec.jitter is not None:
-        jits = [(train_mask, jitter_ms(rec, spec, train_mask, bw, seed))]
-    window, align = _align_for(rec, spec, spec.input_window, jits)
-    win = trial_windows(rec, train_mask, window, bw, binned.n_bins, align)
+    window, align, win, fwin = input_windows(rec, binned, spec, train_mask, seed)
     out = {
         "train_spikes_heldin": stacked_spikes(binned, win, False, False, "train_spikes_heldin"),
         "train_spikes_heldout": stacked_spikes(binned, win, False, True, "train_spikes_heldout"),
@@ -406,7 +416,6 @@ def make_train_input(
         out["train_behavior"] = _data_behavior(binned, rec, spec, window, train_mask, align)
     else:
         out["train_behavior"] = trial_info_behavior(rec, spec, train_mask)
-    fwin = trial_windows(rec, train_mask, window.forward(spec.fp_len_ms), bw, binned.n_bins, align)
     out["train_spikes_heldin_forward"] = stacked_spikes(binned, fwin, False, False, "forward")
     out["train_spikes_heldout_forward"] = stacked_spikes(binned, fwin, False, True, "forward")
     return out
@@ -416,12 +425,7 @@ def make_eval_input(
     rec: Recording, binned: Binned, spec: DatasetSpec, eval_mask: np.ndarray, seed: int = 0
 ) -> dict[str, np.ndarray]:
     """``make_eval_input_tensors``: held-in (and, without test trials, held-out) spikes."""
-    bw = binned.bin_ms
-    jits = []
-    if spec.jitter is not None:
-        jits = [(eval_mask, jitter_ms(rec, spec, eval_mask, bw, seed))]
-    window, align = _align_for(rec, spec, spec.input_window, jits)
-    win = trial_windows(rec, eval_mask, window, bw, binned.n_bins, align)
+    _, _, win, _ = input_windows(rec, binned, spec, eval_mask, seed)
     out = {"eval_spikes_heldin": stacked_spikes(binned, win, True, False, "eval_spikes_heldin")}
     has_test = bool(np.any(rec.trials.split[eval_mask] == "test"))
     if not has_test and binned.heldout is not None:
@@ -448,7 +452,8 @@ def make_eval_target(
         train_jit = jitter_ms(rec, spec, train_mask, bw, seed)
         eval_jit = jitter_ms(rec, spec, eval_mask, bw, seed)
         jits = [(train_mask, train_jit), (eval_mask, eval_jit)]
-    window, align = _align_for(rec, spec, spec.target_window, jits)
+    window = spec.target_window
+    align = _jittered(rec, spec, window, jits)
     drop = binned.any_nan  # eval_make_params never allow NaNs
     if binned.heldout is None:
         raise UserError(f"{rec.paths[0]}: no held-out units: the eval target needs them")

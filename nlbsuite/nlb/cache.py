@@ -107,9 +107,14 @@ def _entry(key: str) -> Path:
 def _flatten(data: PhaseData) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     meta: dict[str, Any] = {
-        "dataset": data.dataset, "bin_width_ms": data.bin_width_ms, "phase": data.phase,
-        "source": data.source, "meta": data.meta, "target": data.target is not None,
-        "truth": data.truth is not None, "lists": {},
+        "dataset": data.dataset,
+        "bin_width_ms": data.bin_width_ms,
+        "phase": data.phase,
+        "source": data.source,
+        "meta": data.meta,
+        "target": data.target is not None,
+        "truth": data.truth is not None,
+        "lists": {},
     }
     skip = {"dataset", "bin_width_ms", "phase", "source", "meta", "target", "truth"}
     for f in dataclasses.fields(PhaseData):
@@ -128,7 +133,8 @@ def _flatten(data: PhaseData) -> dict[str, np.ndarray]:
                 arrays[prefix + f.name + ".len"] = np.array([len(v) for v in val], dtype=np.int64)
                 arrays[prefix + f.name] = (
                     np.concatenate([np.asarray(v, dtype=np.int64) for v in val])
-                    if val else np.zeros(0, np.int64)
+                    if val
+                    else np.zeros(0, np.int64)
                 )
             else:
                 arrays[prefix + f.name] = np.asarray(val)
@@ -149,8 +155,11 @@ def _unflatten(arrays: dict[str, np.ndarray]) -> PhaseData:
             val = list(np.split(val, np.cumsum(lengths)[:-1])) if len(lengths) else []
         groups[prefix][field] = val
     return PhaseData(
-        dataset=meta["dataset"], bin_width_ms=meta["bin_width_ms"], phase=meta["phase"],
-        source=meta["source"], meta=meta["meta"],
+        dataset=meta["dataset"],
+        bin_width_ms=meta["bin_width_ms"],
+        phase=meta["phase"],
+        source=meta["source"],
+        meta=meta["meta"],
         target=EvalTarget(**groups["target."]) if meta["target"] else None,
         truth=GroundTruth(**groups["truth."]) if meta["truth"] else None,
         **groups[""],
@@ -174,7 +183,15 @@ def load(key: str) -> PhaseData | None:
         if data.meta.get("cache_key") != key:
             raise ValueError("entry does not belong to this key")
         return data
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, json.JSONDecodeError):
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        EOFError,
+        zipfile.BadZipFile,
+        json.JSONDecodeError,
+    ):
         with contextlib.suppress(OSError):
             path.unlink()
         return None

@@ -163,7 +163,9 @@ def _read_trials(path: Path, f: h5py.File) -> dict[str, np.ndarray]:
         raise UserError(f"{path}: no trials table (expected /intervals/trials)")
     group = f["intervals/trials"]
     cols: dict[str, np.ndarray] = {"trial_id": group["id"][()].astype(np.int64)}
-    names = [c.decode() if isinstance(c, bytes) else str(c) for c in group.attrs.get("colnames", [])]
+    names = [
+        c.decode() if isinstance(c, bytes) else str(c) for c in group.attrs.get("colnames", [])
+    ]
     for name in names:
         if name not in group or f"{name}_index" in group:
             continue  # ragged columns (barrier_pos, target_pos lists) are not used
@@ -263,12 +265,12 @@ def _parse_file(path: Path, f: h5py.File) -> _File:
     # Grid end: the last obs_interval end over units (nlb_tools), else the last trial end.
     last_stop = float(trials["end_time"][-1]) if len(trials["end_time"]) else 0.0
     if obs is not None and len(obs) and all(len(o) for o in obs):
-        n_ms = int(round(max(float(o[-1][-1]) for o in obs) * 1000.0))
+        n_ms = round(max(float(o[-1][-1]) for o in obs) * 1000.0)
     else:
         ends = [float(t[-1]) for t in spike_times if len(t)] + [last_stop]
-        n_ms = int(math.floor(round(max(ends) * 1000.0, 6))) + 1
+        n_ms = math.floor(round(max(ends) * 1000.0, 6)) + 1
     if n_ms < last_stop:  # nlb_tools compares ms with seconds here; kept as is
-        n_ms = int(round(last_stop * 1000.0))
+        n_ms = round(last_stop * 1000.0)
 
     spike_ms = []
     for uid, t in zip(unit_ids, spike_times, strict=True):
@@ -365,7 +367,9 @@ def _trial_table(files: list[_File], offsets: list[int]) -> TrialTable:
             col = f.trials.get(name)
             if name.endswith("_time") and not is_text:
                 part = (
-                    np.full(n, NAT, np.int64) if col is None else seconds_to_ns(col.astype(np.float64))
+                    np.full(n, NAT, np.int64)
+                    if col is None
+                    else seconds_to_ns(col.astype(np.float64))
                 )
                 part = np.where(part == NAT, NAT, part + off * NS_PER_MS)
             elif is_text:
@@ -384,7 +388,9 @@ def _trial_table(files: list[_File], offsets: list[int]) -> TrialTable:
     return TrialTable(columns)
 
 
-def read_recording(paths: list[Path] | tuple[Path, ...], signals: tuple[str, ...] = ()) -> Recording:
+def read_recording(
+    paths: list[Path] | tuple[Path, ...], signals: tuple[str, ...] = ()
+) -> Recording:
     """Read NWB file(s) of one session into a :class:`Recording`.
 
     ``signals``: TimeSeries to keep in full (e.g. ``("hand_vel",)``); the others only

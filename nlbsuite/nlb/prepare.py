@@ -52,7 +52,11 @@ def find_nwb_files(spec: DatasetSpec, root: Path | None = None) -> list[Path]:
     them out); :class:`UserError` with the fetch hint when there are none."""
     root = data_dir() if root is None else Path(root)
     folder = root / spec.dandiset
-    files = sorted(p for p in folder.rglob("*.nwb") if not p.name.startswith(".")) if folder.is_dir() else []
+    files = (
+        sorted(p for p in folder.rglob("*.nwb") if not p.name.startswith("."))
+        if folder.is_dir()
+        else []
+    )
     if not files:
         raise UserError(
             f"{folder}: no NWB files for {spec.name} (run 'nlbsuite fetch {spec.name}', "
@@ -99,7 +103,9 @@ def build_tensors(
     return train, evals, target
 
 
-def _empty_train(rec: Recording, binned: Binned, spec: DatasetSpec, eval_mask: np.ndarray) -> dict[str, Any]:
+def _empty_train(
+    rec: Recording, binned: Binned, spec: DatasetSpec, eval_mask: np.ndarray
+) -> dict[str, Any]:
     """Zero-trial train tensors shaped like the eval trials (a test file on its own)."""
     win = trial_windows(rec, eval_mask, spec.input_window, binned.bin_ms, binned.n_bins)
     n_bins = int(win.length[0]) if len(win.length) else 0
@@ -115,8 +121,13 @@ def _empty_train(rec: Recording, binned: Binned, spec: DatasetSpec, eval_mask: n
 
 
 def to_phase_data(
-    spec: DatasetSpec, bin_ms: int, phase: str, tensors: TensorDicts, source: str,
-    truth: GroundTruth | None = None, meta: dict[str, Any] | None = None,
+    spec: DatasetSpec,
+    bin_ms: int,
+    phase: str,
+    tensors: TensorDicts,
+    source: str,
+    truth: GroundTruth | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> PhaseData:
     """Wrap the three dicts in a :class:`PhaseData` (target only in the val phase)."""
     train, evals, target = tensors
@@ -180,15 +191,22 @@ def load_nlb(
     tensors = build_tensors(rec, spec, bin_width_ms, phase, seed)
     truth = _truth(rec, spec, bin_width_ms, phase, seed)
     data = to_phase_data(
-        spec, bin_width_ms, phase, tensors, source=", ".join(str(p) for p in rec.paths),
-        truth=truth, meta={"nwb_files": [str(p) for p in rec.paths], "seed": seed},
+        spec,
+        bin_width_ms,
+        phase,
+        tensors,
+        source=", ".join(str(p) for p in rec.paths),
+        truth=truth,
+        meta={"nwb_files": [str(p) for p in rec.paths], "seed": seed},
     )
     if key is not None:
         cache.store(key, data)
     return data
 
 
-def _truth(rec: Recording, spec: DatasetSpec, bin_ms: int, phase: str, seed: int) -> GroundTruth | None:
+def _truth(
+    rec: Recording, spec: DatasetSpec, bin_ms: int, phase: str, seed: int
+) -> GroundTruth | None:
     from nlbsuite.nlb.truth import ground_truth
 
     return ground_truth(rec, spec, bin_ms, phase, seed)

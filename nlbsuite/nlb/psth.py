@@ -33,15 +33,17 @@ def gaussian_kernel(kern_sd_ms: int) -> np.ndarray:
 def binned_smoothing_matrix(kernel: np.ndarray, bin_ms: int, n_bins: int) -> np.ndarray:
     """(n_bins, n_bins * bin_ms + K - 1) matrix: 1 ms histogram -> smoothed, binned values.
 
-    Column ``v`` is the ms ``first_ms - (K - 1 - (K - 1) // 2) + v`` of the window.
+    Column ``v`` is the ms ``first_ms - (K - 1 - (K - 1) // 2) + v`` of the window; entry
+    ``(j, v)`` is ``sum_r kernel[j * bin_ms + r + K - 1 - v]`` over the bin's samples ``r``.
     """
     k = len(kernel)
-    mat = np.zeros((n_bins, n_bins * bin_ms + k - 1))
-    j = np.arange(n_bins)[:, None]
-    taps = np.arange(k)[None, :]
-    for r in range(bin_ms):
-        mat[j, j * bin_ms + r + k - 1 - taps] += kernel[None, :]
-    return mat
+    # profile[d] = sum_r kernel[r + K - 1 - d], d = v - j * bin_ms in [0, K + bin_ms - 2]
+    d = np.arange(k + bin_ms - 1)
+    taps = np.arange(bin_ms)[None, :] + k - 1 - d[:, None]
+    profile = np.where((taps >= 0) & (taps < k), kernel[np.clip(taps, 0, k - 1)], 0.0).sum(axis=1)
+    offset = np.arange(n_bins * bin_ms + k - 1)[None, :] - bin_ms * np.arange(n_bins)[:, None]
+    inside = (offset >= 0) & (offset < len(profile))
+    return np.where(inside, profile[np.clip(offset, 0, len(profile) - 1)], 0.0)
 
 
 def _runs(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,43 +67,56 @@ class _GroupSmoother:
         self._mats: dict[int, np.ndarray] = {}
 
     def matrix(self, n_bins: int) -> np.ndarray:
-        if n_bins not in self._mats:
-            self._mats[n_bins] = binned_smoothing_matrix(self.kernel, self.bin_ms, n_bins)
-        return self._mats[n_bins]
+        """:func:`binned_smoothing_matrix` for ``n_bins`` (a corner of one cached matrix)."""
+        have = self._mats.get(0)
+        if have is None or have.shape[0] < n_bins:
+            size = max(n_bins, 64, 0 if have is None else 2 * have.shape[0])
+            have = binned_smoothing_matrix(self.kernel, self.bin_ms, size)
+            self._mats[0] = have
+        return have[:n_bins, : n_bins * self.bin_ms + len(self.kernel) - 1]
 
-    def classify(self, first: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    @property
+    def reach(self) -> int:
+        """Bins before a window start that its first spikes still reach (kernel + bin)."""
+        return -(-(len(self.kernel) + self.bin_ms - 2) // self.bin_ms)
+
+    def classify(
+        self, first: np.ndarray, length: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For each window: inside one NaN-free run? and that run's [start, end)."""
         a = first * self.bin_ms
         b = (first + length) * self.bin_ms  # exclusive
-        r = np.searchsorted(self.run_start, a, side="right") - 1
-        ok = r >= 0
-        rc = np.clip(r, 0, None)
         if len(self.run_start) == 0:
             return np.zeros(len(a), bool), a, b
-        clean = ok & (a >= self.run_start[rc]) & (b <= self.run_end[rc]) & (b <= self.n_ms)
+        r = np.searchsorted(self.run_start, a, side="right") - 1
+        rc = np.clip(r, 0, None)
+        clean = (r >= 0) & (a >= self.run_start[rc]) & (b <= self.run_end[rc]) & (b <= self.n_ms)
         return clean, self.run_start[rc], self.run_end[rc]
 
-    def batch_sums(
-        self, first: np.ndarray, run_lo: np.ndarray, run_hi: np.ndarray, sub: np.ndarray,
-        n_sub: int, n_bins: int,
+    def histograms(
+        self,
+        base: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        sub: np.ndarray,
+        n_sub: int,
+        width: int,
     ) -> np.ndarray:
-        """(n_sub, n_bins, n_units): summed smoothed windows of clean trials by subgroup."""
+        """(n_sub, width, n_units) 1 ms spike histograms: trial ``t``'s spikes in
+        ``[lo_t, hi_t]`` land in subgroup ``sub_t`` at column ``ms - base_t``."""
         n = self.group.n_units
-        width = n_bins * self.bin_ms + len(self.kernel) - 1
-        base = first * self.bin_ms - self.lead
-        lo = np.maximum(base, run_lo)
-        hi = np.minimum(base + width - 1, run_hi - 1)
         ms = self.group.spike_ms
         a = np.searchsorted(ms, lo, side="left")
         b = np.searchsorted(ms, hi, side="right")
         counts = np.maximum(b - a, 0)
-        total = int(counts.sum())
-        trial_of = np.repeat(np.arange(len(first)), counts)
+        trial_of = np.repeat(np.arange(len(base)), counts)
         starts = np.repeat(a - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-        spike = np.arange(total) + starts
-        key = (sub[trial_of] * width + (ms[spike] - base[trial_of])) * n + self.group.spike_unit[spike]
+        spike = np.arange(int(counts.sum())) + starts
+        key = (sub[trial_of] * width + (ms[spike] - base[trial_of])) * n + self.group.spike_unit[
+            spike
+        ]
         hist = np.bincount(key, minlength=n_sub * width * n).astype(np.float64)
-        return np.matmul(self.matrix(n_bins), hist.reshape(n_sub, width, n))
+        return hist.reshape(n_sub, width, n)
 
     def exact(self, first: int, n_bins: int) -> np.ndarray:
         """(n_bins, n_units) smoothed, binned window of one trial, NaN-aware (slow path)."""
@@ -126,6 +141,86 @@ class _GroupSmoother:
         out = np.nansum(smooth[cols], axis=1)
         out[~valid[first_local]] = np.nan
         return out
+
+
+def _clean_sums(
+    sm: _GroupSmoother,
+    cols: slice,
+    cond: np.ndarray,
+    first: np.ndarray,
+    length: np.ndarray,
+    q0: np.ndarray,
+    run_lo: np.ndarray,
+    run_hi: np.ndarray,
+    spans: list[tuple[int, int]],
+    sums: list[np.ndarray],
+    counts: list[np.ndarray],
+) -> None:
+    """Add the smoothed windows of clean trials to their condition's sums and counts.
+
+    Trials of a condition that end on the same align bin share one histogram over the
+    union of their windows and one matrix product. A trial starting later than the union
+    also reaches bins before its own start through its first spikes; that leak is computed
+    from those spikes alone and subtracted.
+    """
+    f, k = sm.bin_ms, len(sm.kernel)
+    q1 = q0 + length
+    keys = np.stack([cond, q1], axis=1)
+    uniq, sub_of = np.unique(keys, axis=0, return_inverse=True)
+    sub_of = sub_of.ravel()
+    start = np.full(len(uniq), np.iinfo(np.int64).max)
+    np.minimum.at(start, sub_of, q0)
+    n_bins_sub = uniq[:, 1] - start
+    shift = first - q0  # align origin (bins) of each trial
+    own_lo = first * f - sm.lead
+    own_hi = (first + length) * f - 1 + sm.center
+    lo = np.maximum(own_lo, run_lo)
+    hi = np.minimum(own_hi, run_hi - 1)
+    base = (start[sub_of] + shift) * f - sm.lead  # each trial in its subgroup's frame
+    for c in np.unique(cond):  # counts: every trial covers its own bins only
+        rows = np.flatnonzero(cond == c)
+        lo_c = spans[c][0]
+        for t in rows:
+            counts[c][q0[t] - lo_c : q1[t] - lo_c, cols] += 1
+    for n_bins in np.unique(n_bins_sub):
+        subs = np.flatnonzero(n_bins_sub == n_bins)
+        width = int(n_bins) * f + k - 1
+        per_chunk = max(1, _CHUNK_CELLS // (width * sm.group.n_units))
+        for s0 in range(0, len(subs), per_chunk):
+            chunk = subs[s0 : s0 + per_chunk]
+            local = np.full(len(uniq), -1)
+            local[chunk] = np.arange(len(chunk))
+            members = np.flatnonzero(local[sub_of] >= 0)
+            hist = sm.histograms(
+                base[members], lo[members], hi[members], local[sub_of[members]], len(chunk), width
+            )
+            out = np.matmul(sm.matrix(int(n_bins)), hist)
+            for li, s in enumerate(chunk):
+                c, qq1 = int(uniq[s, 0]), int(uniq[s, 1])
+                a = start[s] - spans[c][0]
+                sums[c][a : qq1 - spans[c][0], cols] += out[li]
+    # leak of late-starting trials into the bins before their start
+    late = np.flatnonzero(q0 > start[sub_of])
+    if len(late) == 0:
+        return
+    e = sm.reach
+    leak_mat = sm.matrix(e)[
+        :, e * f :
+    ]  # (e, K - 1): first K - 1 ms of a window -> e bins before it
+    per_chunk = max(1, _CHUNK_CELLS // ((k - 1) * sm.group.n_units))
+    for s0 in range(0, len(late), per_chunk):
+        t = late[s0 : s0 + per_chunk]
+        b = own_lo[t]
+        hist = sm.histograms(
+            b, np.maximum(lo[t], b), np.minimum(hi[t], b + k - 2), np.arange(len(t)), len(t), k - 1
+        )
+        leak = np.matmul(leak_mat, hist)  # (n, e, units)
+        for i, tt in enumerate(t.tolist()):
+            c = int(cond[tt])
+            first_bin = max(int(q0[tt]) - e, int(start[sub_of[tt]]))
+            a = first_bin - spans[c][0]
+            z = int(q0[tt]) - spans[c][0]
+            sums[c][a:z, cols] -= leak[i, e - (z - a) :]
 
 
 def make_psth(
@@ -191,41 +286,32 @@ def make_psth(
         for q, n in zip(q0 - spans[c][0], length, strict=True):
             covered[c][q : q + n] = True
 
+    def flat(i: int) -> np.ndarray:
+        return np.concatenate([t[i] for t in cond_trials]) if cond_trials else np.zeros(0, int)
+
+    cond_of = np.repeat(np.arange(len(cond_trials)), [len(t[0]) for t in cond_trials])
+    first, length, q0 = flat(1), flat(2), flat(3)
     col = 0
     for group in groups:
         smoother = _GroupSmoother(group, rec.n_ms, kernel, bin_ms)
         cols = slice(col, col + group.n_units)
         col += group.n_units
-        cond_of = np.concatenate([np.full(len(t[0]), c) for c, t in enumerate(cond_trials)]) if cond_trials else np.zeros(0, int)
-        first = np.concatenate([t[1] for t in cond_trials]) if cond_trials else np.zeros(0, int)
-        length = np.concatenate([t[2] for t in cond_trials]) if cond_trials else np.zeros(0, int)
-        q0 = np.concatenate([t[3] for t in cond_trials]) if cond_trials else np.zeros(0, int)
         clean, run_lo, run_hi = smoother.classify(first, length)
-        # clean trials: subgroups of equal (condition, q0, length), summed by histogram
         idx = np.flatnonzero(clean)
         if len(idx):
-            keys = np.stack([length[idx], cond_of[idx], q0[idx]], axis=1)
-            uniq, sub_of = np.unique(keys, axis=0, return_inverse=True)
-            sub_of = sub_of.ravel()
-            n_in_sub = np.bincount(sub_of, minlength=len(uniq))
-            for n_bins in np.unique(uniq[:, 0]):
-                subs = np.flatnonzero(uniq[:, 0] == n_bins)
-                width = int(n_bins) * bin_ms + len(kernel) - 1
-                per_chunk = max(1, _CHUNK_CELLS // (width * group.n_units))
-                for s0 in range(0, len(subs), per_chunk):
-                    chunk = subs[s0 : s0 + per_chunk]
-                    local = np.full(len(uniq), -1)
-                    local[chunk] = np.arange(len(chunk))
-                    members = idx[local[sub_of] >= 0]
-                    msub = local[sub_of[local[sub_of] >= 0]]
-                    out = smoother.batch_sums(
-                        first[members], run_lo[members], run_hi[members], msub, len(chunk), int(n_bins)
-                    )
-                    for li, s in enumerate(chunk):
-                        _, c, qq = uniq[s]
-                        q = qq - spans[c][0]
-                        sums[c][q : q + n_bins, cols] += out[li]
-                        counts[c][q : q + n_bins, cols] += n_in_sub[s]
+            _clean_sums(
+                smoother,
+                cols,
+                cond_of[idx],
+                first[idx],
+                length[idx],
+                q0[idx],
+                run_lo[idx],
+                run_hi[idx],
+                spans,
+                sums,
+                counts,
+            )
         # windows touching missing data: one by one, NaN-aware
         for t in np.flatnonzero(~clean):
             c = cond_of[t]
@@ -250,7 +336,7 @@ def make_psth(
     if spec.seg_len_ms is None:
         max_len = max((p.shape[0] for p in psths), default=0)
     else:
-        max_len = int(round(spec.seg_len_ms / bin_ms))
+        max_len = round(spec.seg_len_ms / bin_ms)
     stacked = []
     for p in psths:
         if p.shape[0] == max_len:

@@ -139,15 +139,9 @@ def _maze(name: str, dandiset: str, version: str, title: str, lag: int, kern: in
 
 DATASETS: dict[str, DatasetSpec] = {
     "mc_maze": _maze("mc_maze", "000128", "0.220113.0400", "MC_Maze", 100, 70),
-    "mc_maze_large": _maze(
-        "mc_maze_large", "000138", "0.220113.0407", "MC_Maze_Large", 120, 50
-    ),
-    "mc_maze_medium": _maze(
-        "mc_maze_medium", "000139", "0.220113.0408", "MC_Maze_Medium", 120, 50
-    ),
-    "mc_maze_small": _maze(
-        "mc_maze_small", "000140", "0.220113.0408", "MC_Maze_Small", 120, 50
-    ),
+    "mc_maze_large": _maze("mc_maze_large", "000138", "0.220113.0407", "MC_Maze_Large", 120, 50),
+    "mc_maze_medium": _maze("mc_maze_medium", "000139", "0.220113.0408", "MC_Maze_Medium", 120, 50),
+    "mc_maze_small": _maze("mc_maze_small", "000140", "0.220113.0408", "MC_Maze_Small", 120, 50),
     "mc_rtt": DatasetSpec(
         name="mc_rtt",
         dandiset="000129",

@@ -65,8 +65,8 @@ class _Trials:
 
 
 def _splits(rng: np.random.Generator, n: int, spec: SyntheticSpec) -> np.ndarray:
-    n_test = max(1, int(round(n * spec.test_fraction)))
-    n_val = max(1, int(round(n * spec.val_fraction)))
+    n_test = max(1, round(n * spec.test_fraction))
+    n_val = max(1, round(n * spec.val_fraction))
     split = np.array(["train"] * n, dtype=object)
     order = rng.permutation(n)
     split[order[:n_test]] = "test"
@@ -79,9 +79,19 @@ def _splits(rng: np.random.Generator, n: int, spec: SyntheticSpec) -> np.ndarray
 def _maze_trials(rng: np.random.Generator, spec: SyntheticSpec) -> _Trials:
     n = spec.n_trials
     t = 0.3
-    cols: dict[str, list] = {k: [] for k in ("start_time", "stop_time", "target_on_time",
-                                             "go_cue_time", "move_onset_time", "trial_type",
-                                             "trial_version", "maze_id")}
+    cols: dict[str, list] = {
+        k: []
+        for k in (
+            "start_time",
+            "stop_time",
+            "target_on_time",
+            "go_cue_time",
+            "move_onset_time",
+            "trial_type",
+            "trial_version",
+            "maze_id",
+        )
+    }
     obs = []
     for _ in range(n):
         delay = rng.uniform(0.35, 0.6)
@@ -92,11 +102,13 @@ def _maze_trials(rng: np.random.Generator, spec: SyntheticSpec) -> _Trials:
         stop = round(move + rng.uniform(0.75, 0.9), 3)
         ttype = int(rng.integers(1, 4))
         version = int(rng.integers(0, 2))
-        for k, v in zip(cols, (start, stop, target, go, move, ttype, version, ttype * 3 + version), strict=True):
+        for k, v in zip(
+            cols, (start, stop, target, go, move, ttype, version, ttype * 3 + version), strict=True
+        ):
             cols[k].append(v)
         obs.append((start, stop))
         t = stop + rng.uniform(0.05, 0.3)
-    n_ms = int(round(obs[-1][1] * 1000))  # the grid ends with the last observation interval
+    n_ms = round(obs[-1][1] * 1000)  # the grid ends with the last observation interval
     return _Trials({k: np.array(v) for k, v in cols.items()}, obs, n_ms)
 
 
@@ -114,35 +126,71 @@ def _rtt_trials(rng: np.random.Generator, spec: SyntheticSpec) -> _Trials:
         obs.append((round(block_start, 3), round(block_end, 3)))
         t = block_end + 2.0
     start = np.array(starts)
-    return _Trials({"start_time": start, "stop_time": np.round(start + 0.6, 3)}, obs, int(round(obs[-1][1] * 1000)))
+    return _Trials(
+        {"start_time": start, "stop_time": np.round(start + 0.6, 3)},
+        obs,
+        round(obs[-1][1] * 1000),
+    )
 
 
 def _area2_trials(rng: np.random.Generator, spec: SyntheticSpec) -> _Trials:
     n = spec.n_trials
     t = 0.5
-    cols: dict[str, list] = {k: [] for k in ("start_time", "stop_time", "go_cue_time",
-                                             "move_onset_time", "cond_dir", "ctr_hold_bump",
-                                             "bump_dir", "result")}
+    cols: dict[str, list] = {
+        k: []
+        for k in (
+            "start_time",
+            "stop_time",
+            "go_cue_time",
+            "move_onset_time",
+            "cond_dir",
+            "ctr_hold_bump",
+            "bump_dir",
+            "result",
+        )
+    }
     for _ in range(n):
         start = round(t, 3)
         bump = bool(rng.random() < 0.5)
         direction = float(rng.integers(0, 8) * 45.0)
         go = round(start + rng.uniform(0.4, 0.6), 3)
-        move = round(go + rng.uniform(0.15, 0.3), 3) if not bump else round(start + rng.uniform(0.3, 0.5), 3)
+        move = (
+            round(go + rng.uniform(0.15, 0.3), 3)
+            if not bump
+            else round(start + rng.uniform(0.3, 0.5), 3)
+        )
         stop = round(max(go, move) + rng.uniform(0.8, 1.0), 3)
-        for k, v in zip(cols, (start, stop, go, move, direction, bump, direction if bump else np.nan, "R"), strict=True):
+        for k, v in zip(
+            cols,
+            (start, stop, go, move, direction, bump, direction if bump else np.nan, "R"),
+            strict=True,
+        ):
             cols[k].append(v)
         t = stop + rng.uniform(0.1, 0.4)
-    n_ms = int(round((t + 0.5) * 1000))
+    n_ms = round((t + 0.5) * 1000)
     return _Trials({k: np.array(v) for k, v in cols.items()}, [(0.0, n_ms / 1000)], n_ms)
 
 
 def _dmfc_trials(rng: np.random.Generator, spec: SyntheticSpec) -> _Trials:
     n = spec.n_trials
     t = 1.9
-    cols: dict[str, list] = {k: [] for k in ("start_time", "stop_time", "ready_time", "set_time",
-                                             "go_time", "is_eye", "theta", "is_short", "ts",
-                                             "tp", "is_outlier", "iti")}
+    cols: dict[str, list] = {
+        k: []
+        for k in (
+            "start_time",
+            "stop_time",
+            "ready_time",
+            "set_time",
+            "go_time",
+            "is_eye",
+            "theta",
+            "is_short",
+            "ts",
+            "tp",
+            "is_outlier",
+            "iti",
+        )
+    }
     for _ in range(n):
         short = bool(rng.random() < 0.5)
         ts = float(rng.choice([480, 640, 800]) if short else rng.choice([800, 1000, 1200]))
@@ -155,16 +203,33 @@ def _dmfc_trials(rng: np.random.Generator, spec: SyntheticSpec) -> _Trials:
         go = round(set_ + tp / 1000, 3)
         start = round(ready - 0.4, 3)
         stop = round(go + 0.5, 3)
-        row = (start, stop, ready, set_, go, bool(rng.random() < 0.5), float(rng.choice([0.0, 180.0])),
-               short, ts, tp, outlier, 500.0 if short else 1220.0)
+        row = (
+            start,
+            stop,
+            ready,
+            set_,
+            go,
+            bool(rng.random() < 0.5),
+            float(rng.choice([0.0, 180.0])),
+            short,
+            ts,
+            tp,
+            outlier,
+            500.0 if short else 1220.0,
+        )
         for k, v in zip(cols, row, strict=True):
             cols[k].append(v)
         t = stop + rng.uniform(0.3, 0.8)
-    n_ms = int(round((t + 0.5) * 1000))
+    n_ms = round((t + 0.5) * 1000)
     return _Trials({k: np.array(v) for k, v in cols.items()}, [(0.0, n_ms / 1000)], n_ms)
 
 
-_TRIALS = {"mc_maze": _maze_trials, "mc_rtt": _rtt_trials, "area2_bump": _area2_trials, "dmfc_rsg": _dmfc_trials}
+_TRIALS = {
+    "mc_maze": _maze_trials,
+    "mc_rtt": _rtt_trials,
+    "area2_bump": _area2_trials,
+    "dmfc_rsg": _dmfc_trials,
+}
 
 
 # ----------------------------------------------------------------------------------------
@@ -181,7 +246,11 @@ def _latents(rng: np.random.Generator, layout: str, trials: _Trials, dim: int) -
         for d in range(dim):
             freqs = rng.uniform(0.3, 2.0, 3)
             phases = rng.uniform(0, 2 * np.pi, 3)
-            z[:, d] = 0.6 * np.sum(np.sin(2 * np.pi * freqs[:, None] * t[None, :] + phases[:, None]), axis=0) / 3
+            z[:, d] = (
+                0.6
+                * np.sum(np.sin(2 * np.pi * freqs[:, None] * t[None, :] + phases[:, None]), axis=0)
+                / 3
+            )
         return z
     cols = trials.columns
     if layout == "mc_maze":
@@ -195,11 +264,15 @@ def _latents(rng: np.random.Generator, layout: str, trials: _Trials, dim: int) -
         align = cols["set_time"]
     patterns = {}
     for k in np.unique(key):
-        patterns[k] = (rng.normal(0, 1.0, (3, dim)), rng.uniform(-0.2, 0.5, 3), rng.uniform(0.08, 0.2, 3))
+        patterns[k] = (
+            rng.normal(0, 1.0, (3, dim)),
+            rng.uniform(-0.2, 0.5, 3),
+            rng.uniform(0.08, 0.2, 3),
+        )
     for i in range(len(key)):
         amps, centers, widths = patterns[key[i]]
-        a = int(round(cols["start_time"][i] * 1000))
-        b = min(int(round(cols["stop_time"][i] * 1000)), n_ms)
+        a = round(cols["start_time"][i] * 1000)
+        b = min(round(cols["stop_time"][i] * 1000), n_ms)
         rel = (np.arange(a, b) / 1000.0 - align[i])[:, None]
         bumps = np.exp(-0.5 * ((rel - centers[None, :]) / widths[None, :]) ** 2)  # (T, 3)
         z[a:b] += (bumps @ amps).astype(np.float32)
@@ -207,7 +280,10 @@ def _latents(rng: np.random.Generator, layout: str, trials: _Trials, dim: int) -
 
 
 def _spikes(
-    rng: np.random.Generator, latents: np.ndarray, loading: np.ndarray, bias: np.ndarray,
+    rng: np.random.Generator,
+    latents: np.ndarray,
+    loading: np.ndarray,
+    bias: np.ndarray,
     recorded: np.ndarray,
 ) -> list[np.ndarray]:
     """Poisson spike times (s) per unit, in recorded ms only; chunked over time."""
@@ -231,7 +307,9 @@ def _spikes(
     return [np.sort(np.concatenate(p)) for p in parts]
 
 
-def _behaviour(rng: np.random.Generator, layout: str, latents: np.ndarray, trials: _Trials) -> dict[str, tuple[np.ndarray, str]]:
+def _behaviour(
+    rng: np.random.Generator, layout: str, latents: np.ndarray, trials: _Trials
+) -> dict[str, tuple[np.ndarray, str]]:
     """TimeSeries name -> ((n_ms, dim) data, kind) at 1 ms; kind 'spatial' or 'plain'."""
     n_ms = latents.shape[0]
     mix = rng.normal(0, 40.0, (latents.shape[1], 2))
@@ -239,19 +317,27 @@ def _behaviour(rng: np.random.Generator, layout: str, latents: np.ndarray, trial
     pos = np.cumsum(vel, axis=0) / 1000.0
     if layout == "mc_maze":
         eye = pos + rng.normal(0, 1.0, pos.shape)
-        eye[: 100] = np.nan  # eye tracker not yet on at the start (before the first trial)
+        eye[:100] = np.nan  # eye tracker not yet on at the start (before the first trial)
         vel_out = vel.copy()
         vel_out[:20] = np.nan
-        return {"hand_vel": (vel_out, "plain"), "hand_pos": (pos, "spatial"),
-                "cursor_pos": (pos * 0.9, "spatial"), "eye_pos": (eye, "spatial")}
+        return {
+            "hand_vel": (vel_out, "plain"),
+            "hand_pos": (pos, "spatial"),
+            "cursor_pos": (pos * 0.9, "spatial"),
+            "eye_pos": (eye, "spatial"),
+        }
     if layout == "mc_rtt":
         finger = np.column_stack([pos, np.full(n_ms, 10.0) + 0.1 * pos[:, 0]])
         recorded = np.zeros(n_ms, bool)
         for a, b in trials.obs:
-            recorded[int(round(a * 1000)) : int(round(b * 1000))] = True
+            recorded[round(a * 1000) : round(b * 1000)] = True
         target = np.repeat(rng.uniform(-50, 50, (n_ms // 700 + 1, 2)), 700, axis=0)[:n_ms]
-        out = {"finger_vel": (vel, "plain"), "finger_pos": (finger, "spatial"),
-               "cursor_pos": (pos.copy(), "spatial"), "target_pos": (target, "spatial")}
+        out = {
+            "finger_vel": (vel, "plain"),
+            "finger_pos": (finger, "spatial"),
+            "cursor_pos": (pos.copy(), "spatial"),
+            "target_pos": (target, "spatial"),
+        }
         for data, _ in out.values():
             data[~recorded] = np.nan  # nothing is tracked between recorded blocks
         return out
@@ -266,14 +352,23 @@ def _behaviour(rng: np.random.Generator, layout: str, latents: np.ndarray, trial
 # ----------------------------------------------------------------------------------------
 
 
-def _select(columns: dict[str, np.ndarray], rows: np.ndarray, keep: tuple[str, ...] | None) -> dict[str, np.ndarray]:
+def _select(
+    columns: dict[str, np.ndarray], rows: np.ndarray, keep: tuple[str, ...] | None
+) -> dict[str, np.ndarray]:
     return {k: v[rows] for k, v in columns.items() if keep is None or k in keep}
 
 
 def _write_nwb(
-    path: Path, layout: str, desc: str, trials: dict[str, np.ndarray], units: list[np.ndarray],
-    unit_ids: np.ndarray, heldout: np.ndarray, obs: list[tuple[float, float]],
-    series: dict[str, tuple[np.ndarray, str]], truth: dict[str, np.ndarray] | None,
+    path: Path,
+    layout: str,
+    desc: str,
+    trials: dict[str, np.ndarray],
+    units: list[np.ndarray],
+    unit_ids: np.ndarray,
+    heldout: np.ndarray,
+    obs: list[tuple[float, float]],
+    series: dict[str, tuple[np.ndarray, str]],
+    truth: dict[str, np.ndarray] | None,
 ) -> None:
     from pynwb import NWBHDF5IO, NWBFile, TimeSeries
     from pynwb.behavior import SpatialSeries
@@ -298,19 +393,35 @@ def _write_nwb(
 
     nwb.add_unit_column(name="heldout", description="Whether the unit is held out in the test data")
     for uid, times, flag in zip(unit_ids, units, heldout, strict=True):
-        nwb.add_unit(id=int(uid), spike_times=times, heldout=bool(flag), obs_intervals=np.array(obs))
+        nwb.add_unit(
+            id=int(uid), spike_times=times, heldout=bool(flag), obs_intervals=np.array(obs)
+        )
 
     if series:
         module = nwb.create_processing_module("behavior", "Processed behavioral data")
         for i, (name, (data, kind)) in enumerate(series.items()):
-            kwargs = {"timestamps": np.arange(len(data)) / 1000.0} if i % 2 == 0 else {"rate": 1000.0, "starting_time": 0.0}
+            kwargs = (
+                {"timestamps": np.arange(len(data)) / 1000.0}
+                if i % 2 == 0
+                else {"rate": 1000.0, "starting_time": 0.0}
+            )
             if kind == "spatial":
-                module.add(SpatialSeries(name=name, data=data, reference_frame="origin", description=name, **kwargs))
+                module.add(
+                    SpatialSeries(
+                        name=name, data=data, reference_frame="origin", description=name, **kwargs
+                    )
+                )
             else:
-                module.add(TimeSeries(name=name, data=data, unit="a.u.", description=name, **kwargs))
+                module.add(
+                    TimeSeries(name=name, data=data, unit="a.u.", description=name, **kwargs)
+                )
     if truth is not None:
         for name, arr in truth.items():
-            nwb.add_scratch(ScratchData(name=f"truth_{name}", data=arr, description=f"synthetic ground truth {name}"))
+            nwb.add_scratch(
+                ScratchData(
+                    name=f"truth_{name}", data=arr, description=f"synthetic ground truth {name}"
+                )
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp.nwb"  # hidden from nlb_tools' *.nwb glob
     with warnings.catch_warnings():
@@ -320,7 +431,9 @@ def _write_nwb(
     tmp.replace(path)
 
 
-def write_synthetic(out_dir: str | Path, spec: SyntheticSpec | None = None, **overrides) -> list[Path]:
+def write_synthetic(
+    out_dir: str | Path, spec: SyntheticSpec | None = None, **overrides
+) -> list[Path]:
     """Write a synthetic session (train + test NWB) under ``out_dir``; returns both paths.
 
     ``overrides`` set :class:`SyntheticSpec` fields (``layout="dmfc_rsg"``, ``n_trials=...``).
@@ -338,7 +451,7 @@ def write_synthetic(out_dir: str | Path, spec: SyntheticSpec | None = None, **ov
     tr.columns["split"] = split
     n_units = spec.n_neurons
     unit_ids = np.sort(rng.choice(np.arange(1000, 1000 + 20 * n_units), n_units, replace=False))
-    n_held = max(1, int(round(n_units * spec.heldout_fraction)))
+    n_held = max(1, round(n_units * spec.heldout_fraction))
     heldout = np.zeros(n_units, bool)
     heldout[rng.choice(n_units, n_held, replace=False)] = True
     latents = _latents(rng, spec.layout, tr, spec.n_latents)
@@ -359,16 +472,39 @@ def write_synthetic(out_dir: str | Path, spec: SyntheticSpec | None = None, **ov
     # train file: every trial except test; test file: test trials re-timed back to back
     train_path = base / f"sub-{subject}_ses-synthetic_desc-train_behavior+ecephys.nwb"
     truth = {"latents": latents, "loading": loading, "bias": bias} if spec.truth else None
-    _write_nwb(train_path, spec.layout, "train", _select(tr.columns, train_rows, None), spikes,
-               unit_ids, heldout, tr.obs, series, truth)
+    _write_nwb(
+        train_path,
+        spec.layout,
+        "train",
+        _select(tr.columns, train_rows, None),
+        spikes,
+        unit_ids,
+        heldout,
+        tr.obs,
+        series,
+        truth,
+    )
 
     test_cols = _test_trials(spec.layout, tr.columns, test_rows)
     test_path = base / f"sub-{subject}_ses-synthetic_desc-test_ecephys.nwb"
     test_spikes, test_obs, test_latents, test_n_ms = _cut_test(tr, test_rows, spikes, latents)
-    test_truth = {"latents": test_latents, "loading": loading[:, ~heldout], "bias": bias[~heldout]} if spec.truth else None
-    _write_nwb(test_path, spec.layout, "test", test_cols,
-               [s for s, h in zip(test_spikes, heldout, strict=True) if not h], unit_ids[~heldout],
-               np.zeros((~heldout).sum(), bool), test_obs, {}, test_truth)
+    test_truth = (
+        {"latents": test_latents, "loading": loading[:, ~heldout], "bias": bias[~heldout]}
+        if spec.truth
+        else None
+    )
+    _write_nwb(
+        test_path,
+        spec.layout,
+        "test",
+        test_cols,
+        [s for s, h in zip(test_spikes, heldout, strict=True) if not h],
+        unit_ids[~heldout],
+        np.zeros((~heldout).sum(), bool),
+        test_obs,
+        {},
+        test_truth,
+    )
     del test_n_ms
     return [train_path, test_path]
 
@@ -398,7 +534,7 @@ def _cut_test(tr: _Trials, rows: np.ndarray, spikes: list[np.ndarray], latents: 
         pieces.append((a, b, round(t, 3)))
         obs.append((round(t, 3), round(t + b - a, 3)))
         t = round(t + b - a + 0.1, 3)
-    n_ms = int(round(t * 1000))
+    n_ms = round(t * 1000)
     out_spikes = []
     for times in spikes:
         parts = []
@@ -408,7 +544,7 @@ def _cut_test(tr: _Trials, rows: np.ndarray, spikes: list[np.ndarray], latents: 
         out_spikes.append(np.sort(np.concatenate(parts)) if parts else np.zeros(0))
     lat = np.zeros((n_ms, latents.shape[1]), dtype=np.float32)
     for a, b, dst in pieces:
-        ia, ib, id0 = int(round(a * 1000)), int(round(b * 1000)), int(round(dst * 1000))
+        ia, ib, id0 = round(a * 1000), round(b * 1000), round(dst * 1000)
         lat[id0 : id0 + (ib - ia)] = latents[ia:ib]
     return out_spikes, obs, lat, n_ms
 
@@ -423,7 +559,9 @@ def _layout_of(cols: dict[str, np.ndarray]) -> str:
     return "mc_rtt"
 
 
-def _test_trials(layout: str, cols: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+def _test_trials(
+    layout: str, cols: dict[str, np.ndarray], rows: np.ndarray
+) -> dict[str, np.ndarray]:
     """Trial table of the test file: the test trials' kept columns, shifted like the spikes."""
     out = {k: cols[k][rows].copy() for k in _TEST_COLUMNS[layout]}
     t = 0.0

@@ -166,8 +166,8 @@ def trial_windows(
         s, e = window.align_range
         if ((e - s) / bin_ms) % 1 != 0:  # nlb_tools rounds the window to whole bins
             e = s + round((e - s) / bin_ms) * bin_ms
-        align_start = np.where(left == NAT, NAT, left + int(round(s * NS_PER_MS)))
-        align_end = np.where(right == NAT, NAT, right + int(round(e * NS_PER_MS)) - US)
+        align_start = np.where(left == NAT, NAT, left + round(s * NS_PER_MS))
+        align_end = np.where(right == NAT, NAT, right + round(e * NS_PER_MS) - US)
     else:
         align_start = start
         align_end = np.where(end == NAT, NAT, end - US)
@@ -213,9 +213,8 @@ def fixed_index(win: Windows, drop: np.ndarray | None, what: str) -> np.ndarray:
     if len(win.rows) == 0:
         return np.zeros((0, 0), dtype=np.int64)
     lengths = win.length
-    if drop is None or not drop.any():
-        if np.all(lengths == lengths[0]):
-            return win.first[:, None] + np.arange(lengths[0])[None, :]
+    if (drop is None or not drop.any()) and np.all(lengths == lengths[0]):
+        return win.first[:, None] + np.arange(lengths[0])[None, :]
     rows = window_bins(win, drop)
     sizes = {len(r) for r in rows}
     if len(sizes) != 1:
@@ -244,7 +243,9 @@ def stacked_spikes(
     if counts is None:
         raise UserError(f"{what}: the recording has no held-out units")
     if idx.size == 0:
-        return np.zeros((len(win.rows), idx.shape[1] if idx.ndim == 2 else 0, counts.shape[1]), np.float32)
+        return np.zeros(
+            (len(win.rows), idx.shape[1] if idx.ndim == 2 else 0, counts.shape[1]), np.float32
+        )
     return _take(counts, nan_bins, idx)
 
 
@@ -310,7 +311,9 @@ def _spike_values(binned: Binned, heldout: bool) -> np.ndarray:
 # ----------------------------------------------------------------------------------------
 
 
-def jitter_ms(rec: Recording, spec: DatasetSpec, mask: np.ndarray, bin_ms: int, seed: int) -> np.ndarray:
+def jitter_ms(
+    rec: Recording, spec: DatasetSpec, mask: np.ndarray, bin_ms: int, seed: int
+) -> np.ndarray:
     """DMFC_RSG jitter (ms) of the masked trials, drawn as nlb_tools' ``_prep_jitter``."""
     assert spec.jitter is not None
     trials = rec.trials
@@ -326,7 +329,9 @@ def jitter_ms(rec: Recording, spec: DatasetSpec, mask: np.ndarray, bin_ms: int, 
     return np.round(u * (hi - lo) + lo) * bin_ms
 
 
-def _jittered_align(rec: Recording, field: str, masks_and_jitter: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+def _jittered_align(
+    rec: Recording, field: str, masks_and_jitter: list[tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
     base = rec.trials[field]
     out = np.full(len(base), NAT, dtype=np.int64)
     for mask, jit in masks_and_jitter:
@@ -356,7 +361,11 @@ def decode_masks(rec: Recording, spec: DatasetSpec, mask: np.ndarray) -> np.ndar
 
 
 def _data_behavior(
-    binned: Binned, rec: Recording, spec: DatasetSpec, window: Window, mask: np.ndarray,
+    binned: Binned,
+    rec: Recording,
+    spec: DatasetSpec,
+    window: Window,
+    mask: np.ndarray,
     align_ns: np.ndarray | None,
 ) -> np.ndarray:
     if binned.behavior is None:
@@ -459,12 +468,17 @@ def make_eval_target(
         raise UserError(f"{rec.paths[0]}: no held-out units: the eval target needs them")
     out: dict[str, object] = {}
     if window.align_range is None:
-        seg = None if spec.eval_seg_len_ms is None else int(round(spec.eval_seg_len_ms / bw))
+        seg = None if spec.eval_seg_len_ms is None else round(spec.eval_seg_len_ms / bw)
         win = trial_windows(rec, eval_mask, window, bw, binned.n_bins, align)
         jit_bins = None if eval_jit is None else np.round(eval_jit / bw).astype(np.int64)
         out["eval_spikes_heldout"] = jagged(
-            _spike_values(binned, True), win, np.flatnonzero(eval_mask), drop, seg,
-            spec.eval_pad, jit_bins,
+            _spike_values(binned, True),
+            win,
+            np.flatnonzero(eval_mask),
+            drop,
+            seg,
+            spec.eval_pad,
+            jit_bins,
         ).astype(np.float32)
     else:
         win = trial_windows(rec, eval_mask, window, bw, binned.n_bins, align)

@@ -25,10 +25,17 @@ def nlb_tools_tensors(folder: Path, dataset: str, bin_ms: int, phase: str, seed:
         ds.resample(bin_ms)
         train_split = "train" if phase == "val" else ["train", "val"]
         train = make_train_input_tensors(
-            ds, dataset, train_split, save_file=False, include_behavior=True,
-            include_forward_pred=True, seed=seed,
+            ds,
+            dataset,
+            train_split,
+            save_file=False,
+            include_behavior=True,
+            include_forward_pred=True,
+            seed=seed,
         )
-        evals = make_eval_input_tensors(ds, dataset, "val" if phase == "val" else "test", save_file=False, seed=seed)
+        evals = make_eval_input_tensors(
+            ds, dataset, "val" if phase == "val" else "test", save_file=False, seed=seed
+        )
         target = None
         if phase == "val":
             target = make_eval_target_tensors(

@@ -282,3 +282,58 @@ def export(data: PhaseData, out_dir: str | Path) -> list[Path]:
         write_h5_atomic(out / "eval_target.h5", {data.key: data.target.arrays()})
         written.append(out / "eval_target.h5")
     return written
+
+
+# ----------------------------------------------------------------------------------------
+# Synthetic sessions in a dataset's layout
+# ----------------------------------------------------------------------------------------
+
+
+def layout_of(dataset: str) -> str:
+    """The synthetic layout matching an NLB dataset (``mc_maze_small`` -> ``mc_maze``)."""
+    name = get_spec(dataset).name
+    return "mc_maze" if name.startswith("mc_maze") else name
+
+
+def synthetic_paths(
+    dataset: str, seed: int = 0, n_trials: int = 100, n_neurons: int = 40, root: Path | None = None
+) -> list[Path]:
+    """NWB files of a synthetic session in ``dataset``'s layout, written once and reused.
+
+    Stored under ``<root or data dir>/synthetic/<layout>_<trials>x<neurons>_seed<seed>/``;
+    the folder is completed under a temporary name and renamed, so it is all or nothing.
+    """
+    import shutil
+
+    from nlbsuite.nlb.synthetic import SyntheticSpec, write_synthetic
+
+    layout = layout_of(dataset)
+    base = (Path(root) if root is not None else data_dir()) / "synthetic"
+    folder = base / f"{layout}_{n_trials}x{n_neurons}_seed{seed}"
+    if not folder.is_dir():
+        tmp = base / f".{folder.name}.{os.getpid()}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        write_synthetic(
+            tmp, SyntheticSpec(layout=layout, n_trials=n_trials, n_neurons=n_neurons, seed=seed)
+        )
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return sorted(p for p in folder.rglob("*.nwb") if not p.name.startswith("."))
+
+
+def load_synthetic(
+    dataset: str,
+    phase: str = "val",
+    bin_width_ms: int = 5,
+    seed: int = 0,
+    n_trials: int = 100,
+    n_neurons: int = 40,
+    use_cache: bool = True,
+) -> PhaseData:
+    """:func:`load_nlb` on a synthetic session (with ground truth) in ``dataset``'s layout."""
+    paths = synthetic_paths(dataset, seed, n_trials, n_neurons)
+    data = load_nlb(dataset, phase, bin_width_ms, nwb_paths=paths, seed=0, use_cache=use_cache)
+    data.meta["synthetic"] = {"seed": seed, "n_trials": n_trials, "n_neurons": n_neurons}
+    return data

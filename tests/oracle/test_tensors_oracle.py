@@ -14,13 +14,13 @@ import pytest
 
 pytest.importorskip("nlb_tools")
 
-from nlbsuite.nlb.nwb import read_recording  # noqa: E402
-from nlbsuite.nlb.prepare import build_tensors, export, load_nlb  # noqa: E402
-from nlbsuite.nlb.specs import get_spec  # noqa: E402
-from nlbsuite.nlb.synthetic import LAYOUTS, SyntheticSpec, write_synthetic  # noqa: E402
+from nlbsuite.nlb.nwb import read_recording
+from nlbsuite.nlb.prepare import build_tensors, export, load_nlb
+from nlbsuite.nlb.specs import get_spec
+from nlbsuite.nlb.synthetic import LAYOUTS, SyntheticSpec, write_synthetic
 
 sys.path.insert(0, str(Path(__file__).parent))
-from nlb_oracle import nlb_tools_tensors  # noqa: E402
+from nlb_oracle import nlb_tools_tensors
 
 pytestmark = pytest.mark.oracle
 logging.getLogger("nlb_tools").setLevel(logging.ERROR)
@@ -32,7 +32,9 @@ def sessions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("nlb_sessions")
     out = {}
     for layout in LAYOUTS:
-        paths = write_synthetic(root / layout, SyntheticSpec(layout=layout, n_trials=40, n_neurons=16, seed=3))
+        paths = write_synthetic(
+            root / layout, SyntheticSpec(layout=layout, n_trials=40, n_neurons=16, seed=3)
+        )
         out[layout] = paths[0].parent
     return out
 
@@ -66,7 +68,9 @@ def assert_same(ours, ref, where: str = "") -> None:
 @pytest.mark.parametrize("phase", ["val", "test"])
 @pytest.mark.parametrize("bin_ms", [5, 20])
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_tensors_equal_nlb_tools(sessions: dict[str, Path], layout: str, bin_ms: int, phase: str) -> None:
+def test_tensors_equal_nlb_tools(
+    sessions: dict[str, Path], layout: str, bin_ms: int, phase: str
+) -> None:
     folder = sessions[layout]
     spec = get_spec(layout)
     ref = nlb_tools_tensors(folder, layout, bin_ms, phase)
@@ -84,8 +88,12 @@ def test_tensors_equal_nlb_tools(sessions: dict[str, Path], layout: str, bin_ms:
         assert body["psth"].shape[0] >= 2 and np.isfinite(body["psth"]).any()
 
 
-@pytest.mark.parametrize(("layout", "bin_ms"), [("mc_maze", 20), ("dmfc_rsg", 5), ("area2_bump", 5)])
-def test_export_matches_save_to_h5(sessions: dict[str, Path], tmp_path: Path, layout: str, bin_ms: int) -> None:
+@pytest.mark.parametrize(
+    ("layout", "bin_ms"), [("mc_maze", 20), ("dmfc_rsg", 5), ("area2_bump", 5)]
+)
+def test_export_matches_save_to_h5(
+    sessions: dict[str, Path], tmp_path: Path, layout: str, bin_ms: int
+) -> None:
     """Our export == the files nlb_tools' save_to_h5 writes: keys, nesting, dtypes, values."""
     from nlb_tools.make_tensors import (
         make_eval_input_tensors,
@@ -101,11 +109,18 @@ def test_export_matches_save_to_h5(sessions: dict[str, Path], tmp_path: Path, la
         warnings.simplefilter("ignore")
         ds = NWBDataset(str(folder))
         ds.resample(bin_ms)
-        make_train_input_tensors(ds, layout, "train", save_path=str(ref_dir / "train_input.h5"),
-                                 include_behavior=True, include_forward_pred=True)
+        make_train_input_tensors(
+            ds,
+            layout,
+            "train",
+            save_path=str(ref_dir / "train_input.h5"),
+            include_behavior=True,
+            include_forward_pred=True,
+        )
         make_eval_input_tensors(ds, layout, "val", save_path=str(ref_dir / "eval_input.h5"))
-        make_eval_target_tensors(ds, layout, "train", "val", save_path=str(ref_dir / "eval_target.h5"),
-                                 include_psth=True)
+        make_eval_target_tensors(
+            ds, layout, "train", "val", save_path=str(ref_dir / "eval_target.h5"), include_psth=True
+        )
     data = load_nlb(layout, "val", bin_ms, nwb_paths=sorted(folder.glob("*.nwb")), use_cache=False)
     export(data, tmp_path / "ours")
 
@@ -123,7 +138,9 @@ def test_export_matches_save_to_h5(sessions: dict[str, Path], tmp_path: Path, la
             ref, ours = walk(fr), walk(fo)
             assert sorted(ours) == sorted(ref), name
             for key, dset in ref.items():
-                assert ours[key].dtype == dset.dtype, f"{name}:{key} {ours[key].dtype} != {dset.dtype}"
+                assert ours[key].dtype == dset.dtype, (
+                    f"{name}:{key} {ours[key].dtype} != {dset.dtype}"
+                )
                 assert_same(ours[key][()], dset[()], f"{name}:{key}")
 
 

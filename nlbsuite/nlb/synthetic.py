@@ -48,6 +48,7 @@ class SyntheticSpec:
     test_fraction: float = 0.2
     val_fraction: float = 0.2
     n_latents: int = 3
+    n_conditions: int = 6  # mc_maze: trial_type x 3 trial_versions
     seed: int = 0
     truth: bool = True
 
@@ -93,21 +94,20 @@ def _maze_trials(rng: np.random.Generator, spec: SyntheticSpec) -> _Trials:
         )
     }
     obs = []
+    n_types = max(1, spec.n_conditions // 3)
     for _ in range(n):
-        delay = rng.uniform(0.35, 0.6)
         start = round(t, 3)
-        target = round(start + 0.1, 3)
-        go = round(target + delay - 0.1, 3)
-        move = round(go + rng.uniform(0.2, 0.35), 4)
-        stop = round(move + rng.uniform(0.75, 0.9), 3)
-        ttype = int(rng.integers(1, 4))
-        version = int(rng.integers(0, 2))
-        for k, v in zip(
-            cols, (start, stop, target, go, move, ttype, version, ttype * 3 + version), strict=True
-        ):
+        target = round(start + 0.05, 3)
+        go = round(target + rng.uniform(0.1, 0.2), 3)
+        move = round(go + rng.uniform(0.15, 0.25), 4)  # off the 1 ms grid, as computed onsets are
+        stop = round(move + rng.uniform(0.7, 0.8), 3)
+        ttype = int(rng.integers(1, n_types + 1))
+        version = int(rng.integers(0, 3))
+        row = (start, stop, target, go, move, ttype, version, ttype * 3 + version)
+        for k, v in zip(cols, row, strict=True):
             cols[k].append(v)
         obs.append((start, stop))
-        t = stop + rng.uniform(0.05, 0.3)
+        t = stop + rng.uniform(0.02, 0.12)
     n_ms = round(obs[-1][1] * 1000)  # the grid ends with the last observation interval
     return _Trials({k: np.array(v) for k, v in cols.items()}, obs, n_ms)
 

@@ -65,9 +65,11 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("fp-bps", description="forward-prediction bits per spike"),
         # NLB'21 reports tp corr with "lower is better": neural speed should fall as the
         # produced interval grows, so a stronger (more negative) correlation is better.
-        MetricInfo("tp corr", higher_is_better=False,
-                   description="per-condition corr. of neural speed with tp (more negative "
-                   "is better)"),
+        MetricInfo(
+            "tp corr",
+            higher_is_better=False,
+            description="per-condition corr. of neural speed with tp (more negative is better)",
+        ),
         MetricInfo("rate R2", official=False, description="R2 of predicted vs true rates"),
         MetricInfo("ceiling co-bps", official=False, description="co-bps of the true rates"),
         MetricInfo("co-bps / ceiling", official=False, description="co-bps over the ceiling"),
@@ -79,7 +81,12 @@ ALPHAS = np.logspace(-4, 0, 9)
 N_FOLDS = 5
 ZERO_RATE = 1e-9
 NLB_ORDER = (
-    "mc_maze", "mc_rtt", "area2_bump", "dmfc_rsg", "mc_maze_large", "mc_maze_medium",
+    "mc_maze",
+    "mc_rtt",
+    "area2_bump",
+    "dmfc_rsg",
+    "mc_maze_large",
+    "mc_maze_medium",
     "mc_maze_small",
 )
 SCALING_PREFIX = {"mc_maze_large": "[500]", "mc_maze_medium": "[250]", "mc_maze_small": "[100]"}
@@ -111,8 +118,12 @@ NLB_SHAPES: dict[str, NLBShape] = {
 }
 
 SUBMISSION_KEYS = (
-    "train_rates_heldin", "train_rates_heldout", "eval_rates_heldin", "eval_rates_heldout",
-    "eval_rates_heldin_forward", "eval_rates_heldout_forward",
+    "train_rates_heldin",
+    "train_rates_heldout",
+    "eval_rates_heldin",
+    "eval_rates_heldout",
+    "eval_rates_heldin_forward",
+    "eval_rates_heldout_forward",
 )
 
 
@@ -143,8 +154,10 @@ def poisson_nll(rates: np.ndarray, spikes: np.ndarray) -> float:
     Shapes: any, equal; typically (trial, time, neuron).
     """
     rates, spikes = np.asarray(rates, dtype=np.float64), np.asarray(spikes, dtype=np.float64)
-    require(rates.shape == spikes.shape,
-            f"rates shape {rates.shape} does not match spikes shape {spikes.shape}")
+    require(
+        rates.shape == spikes.shape,
+        f"rates shape {rates.shape} does not match spikes shape {spikes.shape}",
+    )
     keep = ~np.isnan(spikes)
     r, s = rates[keep], spikes[keep]
     _check_rates(r, "rate predictions")
@@ -253,14 +266,17 @@ def ridge_cv(
     scores = np.empty((n_folds, len(alphas)))
     for f in range(n_folds):
         n_train = n - sizes[f]
-        g, c, sx, sy = (t - part[f] for t, part in zip(totals, (gram, cross, sum_x, sum_y),
-                                                        strict=True))
+        g, c, sx, sy = (
+            t - part[f] for t, part in zip(totals, (gram, cross, sum_x, sum_y), strict=True)
+        )
         mx, my = sx / n_train, sy / n_train
         gc = g - n_train * np.outer(mx, mx)
         cc = c - n_train * np.outer(mx, my)
         lam, vecs = np.linalg.eigh(gc)
         proj = vecs.T @ cc  # (p, q)
-        coefs = np.einsum("pk,akq->apq", vecs, proj[None] / (lam[None, :, None] + alphas[:, None, None]))
+        coefs = np.einsum(
+            "pk,akq->apq", vecs, proj[None] / (lam[None, :, None] + alphas[:, None, None])
+        )
         icpt = my - np.einsum("p,apq->aq", mx, coefs)  # (alpha, q), shifted coordinates
         # Residual sum of squares on the held-out fold, expanded over its Gram statistics.
         ss_res = (
@@ -362,8 +378,10 @@ class _BitsPerSpike:
     def build(cls, rates: np.ndarray, spikes: np.ndarray, what: str) -> _BitsPerSpike:
         r = np.asarray(rates, dtype=np.float64)
         s = np.asarray(spikes, dtype=np.float64)
-        require(r.shape == s.shape,
-                f"{what}: shape {r.shape} does not match the spikes' shape {s.shape}")
+        require(
+            r.shape == s.shape,
+            f"{what}: shape {r.shape} does not match the spikes' shape {s.shape}",
+        )
         require(s.ndim >= 2, f"{what}: expected (trial, time, neuron) arrays, got {s.shape}")
         r = r.reshape(len(r), -1, r.shape[-1])  # (trial, time, neuron); 2-d: one bin a row
         s = s.reshape(r.shape)
@@ -411,8 +429,7 @@ class _R2:
     constant: np.ndarray
 
     @classmethod
-    def build(cls, true: np.ndarray, pred: np.ndarray, row_trial: np.ndarray,
-              n_trials: int) -> _R2:
+    def build(cls, true: np.ndarray, pred: np.ndarray, row_trial: np.ndarray, n_trials: int) -> _R2:
         """``true``, ``pred``: (row, output); ``row_trial``: sorted trial of each row."""
         require(len(true) > 0, "R2 needs at least one sample")
         centred = true - true.mean(axis=0)
@@ -448,37 +465,54 @@ class _Psth:
     constant: np.ndarray
 
     @classmethod
-    def build(cls, psth: np.ndarray, eval_rates: np.ndarray, cond_idx: Any,
-              jitter: np.ndarray | None, what: str) -> _Psth:
+    def build(
+        cls,
+        psth: np.ndarray,
+        eval_rates: np.ndarray,
+        cond_idx: Any,
+        jitter: np.ndarray | None,
+        what: str,
+    ) -> _Psth:
         psth = np.asarray(psth, dtype=np.float64)
         rates = np.asarray(eval_rates, dtype=np.float64)
         n_trials, n_bins = rates.shape[:2]
-        require(psth.ndim == 3 and psth.shape[1:] == rates.shape[1:],
-                f"psth: expected shape (condition, {n_bins}, {rates.shape[2]}) to match "
-                f"{what} {rates.shape}, got {psth.shape}")
+        require(
+            psth.ndim == 3 and psth.shape[1:] == rates.shape[1:],
+            f"psth: expected shape (condition, {n_bins}, {rates.shape[2]}) to match "
+            f"{what} {rates.shape}, got {psth.shape}",
+        )
         cond_idx = list(cond_idx)
-        require(len(cond_idx) == len(psth),
-                f"eval_cond_idx: {len(cond_idx)} conditions but psth has {len(psth)}")
+        require(
+            len(cond_idx) == len(psth),
+            f"eval_cond_idx: {len(cond_idx)} conditions but psth has {len(psth)}",
+        )
         jitter = np.zeros(n_trials, dtype=np.intp) if jitter is None else np.asarray(jitter)
-        require(jitter.shape == (n_trials,),
-                f"eval_jitter: expected shape ({n_trials},), got {jitter.shape}")
-        require(bool(np.all(np.abs(jitter) <= n_bins)),
-                f"eval_jitter: shifts must be at most {n_bins} bins")
+        require(
+            jitter.shape == (n_trials,),
+            f"eval_jitter: expected shape ({n_trials},), got {jitter.shape}",
+        )
+        require(
+            bool(np.all(np.abs(jitter) <= n_bins)),
+            f"eval_jitter: shifts must be at most {n_bins} bins",
+        )
         trials, aligned, truth = [], [], []
         for c, idx in enumerate(cond_idx):
             idx = np.asarray(idx, dtype=np.intp).ravel()
             if idx.size == 0:
                 continue
-            require(bool(np.all((idx >= 0) & (idx < n_trials))),
-                    f"eval_cond_idx[{c}]: trial indices must lie in [0, {n_trials})")
+            require(
+                bool(np.all((idx >= 0) & (idx < n_trials))),
+                f"eval_cond_idx[{c}]: trial indices must lie in [0, {n_trials})",
+            )
             window = ~np.isnan(psth[c, :, 0])
             src = np.arange(n_bins)[None, :] - jitter[idx].astype(np.intp)[:, None]
             src = src[:, window]
             inside = (src >= 0) & (src < n_bins)
             x = rates[idx[:, None], np.clip(src, 0, n_bins - 1)]  # (trial, window, neuron)
             if not inside.all() or np.isnan(x).any():
-                raise UserError(f"{what}: NaN rate predictions inside the PSTH window of "
-                                f"condition {c}")
+                raise UserError(
+                    f"{what}: NaN rate predictions inside the PSTH window of condition {c}"
+                )
             trials.append(idx)
             aligned.append(x)
             truth.append(psth[c, window])
@@ -486,7 +520,9 @@ class _Psth:
         all_truth = np.concatenate(truth)
         center = all_truth.mean(axis=0)
         return cls(
-            trials, aligned, truth,
+            trials,
+            aligned,
+            truth,
             np.stack([(t - center).sum(axis=0) for t in truth]),
             np.stack([((t - center) ** 2).sum(axis=0) for t in truth]),
             np.array([len(t) for t in truth], dtype=np.float64),
@@ -532,11 +568,15 @@ class _TpCorr:
         rates = np.asarray(rates, dtype=np.float64)
         behavior = np.asarray(behavior, dtype=np.float64)
         mask = ~np.isnan(np.asarray(spikes)[..., 0])  # (trial, time)
-        require(mask.shape == rates.shape[:2],
-                f"eval rates {rates.shape} do not match eval_spikes_heldout in trials and bins")
-        require(behavior.ndim == 2 and len(behavior) == len(rates) and behavior.shape[1] >= 4,
-                f"eval_behavior: expected shape ({len(rates)}, 5) (is_eye, theta, is_short, ts, "
-                f"tp), got {behavior.shape}")
+        require(
+            mask.shape == rates.shape[:2],
+            f"eval rates {rates.shape} do not match eval_spikes_heldout in trials and bins",
+        )
+        require(
+            behavior.ndim == 2 and len(behavior) == len(rates) and behavior.shape[1] >= 4,
+            f"eval_behavior: expected shape ({len(rates)}, 5) (is_eye, theta, is_short, ts, "
+            f"tp), got {behavior.shape}",
+        )
         diffs = np.diff(rates, axis=1)
         step = np.sqrt(np.einsum("itn,itn->it", diffs, diffs))
         pairs = mask[:, :-1] & mask[:, 1:]
@@ -632,7 +672,8 @@ class _Rows:
         """(first row, float64 block (row, feature)) in row order; blocks are fresh arrays."""
         t_block = max(1, self.block_rows // self.n_bins)
         contiguous = len(self.trials) == 0 or np.array_equal(
-            self.trials, np.arange(self.trials[0], self.trials[0] + len(self.trials)))
+            self.trials, np.arange(self.trials[0], self.trials[0] + len(self.trials))
+        )
         row = 0
         for t0 in range(0, len(self.trials), t_block):
             sel = self.trials[t0 : t0 + t_block]
@@ -655,12 +696,14 @@ class _Rows:
     def check_finite(self, what: str) -> None:
         for _, block in self.blocks():
             if not np.isfinite(block).all():
-                raise UserError(f"{what}: NaN or infinite rate predictions in trials used for "
-                                "velocity decoding")
+                raise UserError(
+                    f"{what}: NaN or infinite rate predictions in trials used for velocity decoding"
+                )
 
     def predict(self, fit: RidgeFit) -> np.ndarray:
-        return np.concatenate([fit.predict(b) for _, b in self.blocks()] or
-                              [np.zeros((0, fit.coef.shape[1]))])
+        return np.concatenate(
+            [fit.predict(b) for _, b in self.blocks()] or [np.zeros((0, fit.coef.shape[1]))]
+        )
 
 
 def _solve_pos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -670,8 +713,12 @@ def _solve_pos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _velocity_stats(
-    train_parts: list[np.ndarray], train_behavior: np.ndarray, train_mask: np.ndarray,
-    eval_parts: list[np.ndarray], eval_behavior: np.ndarray, eval_mask: np.ndarray,
+    train_parts: list[np.ndarray],
+    train_behavior: np.ndarray,
+    train_mask: np.ndarray,
+    eval_parts: list[np.ndarray],
+    eval_behavior: np.ndarray,
+    eval_mask: np.ndarray,
 ) -> list[_R2]:
     """One :class:`_R2` over eval trials per decode mask (column of the masks)."""
     n_eval = len(eval_parts[0])
@@ -729,13 +776,20 @@ def bootstrap_weights(n_trials: int, n_boot: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n_trials, size=(n_boot, n_trials))
     flat = (np.arange(n_boot)[:, None] * n_trials + draws).ravel()
-    return np.bincount(flat, minlength=n_boot * n_trials).reshape(n_boot, n_trials).astype(
-        np.float64)
+    return (
+        np.bincount(flat, minlength=n_boot * n_trials).reshape(n_boot, n_trials).astype(np.float64)
+    )
 
 
 def _score_arrays(
-    dataset: str, key: str, sub: dict[str, np.ndarray], tgt: dict[str, Any], *,
-    truth: dict[str, np.ndarray] | None = None, n_boot: int = 0, seed: int = 0,
+    dataset: str,
+    key: str,
+    sub: dict[str, np.ndarray],
+    tgt: dict[str, Any],
+    *,
+    truth: dict[str, np.ndarray] | None = None,
+    n_boot: int = 0,
+    seed: int = 0,
     confidence: float = 0.95,
 ) -> Scores:
     """Score checked float arrays of one dataset key (see :meth:`Evaluator.check`)."""
@@ -755,26 +809,43 @@ def _score_arrays(
         train_mask = tgt.get("train_decode_mask", np.ones((n_train, 1), dtype=bool))
         eval_mask = tgt.get("eval_decode_mask", np.ones((n_eval, 1), dtype=bool))
         vel = _velocity_stats(
-            [sub["train_rates_heldin"], sub["train_rates_heldout"]], tgt["train_behavior"],
-            train_mask, eval_parts, tgt["eval_behavior"], eval_mask)
+            [sub["train_rates_heldin"], sub["train_rates_heldout"]],
+            tgt["train_behavior"],
+            train_mask,
+            eval_parts,
+            tgt["eval_behavior"],
+            eval_mask,
+        )
         scorers["vel R2"] = lambda w: np.mean([s.score(w) for s in vel], axis=0)
     if "psth" in tgt:
         eval_rates = np.concatenate(eval_parts, axis=-1, dtype=np.float64)
         scorers["psth R2"] = _Psth.build(
-            tgt["psth"], eval_rates, tgt["eval_cond_idx"], tgt.get("eval_jitter"),
-            f"{key}/eval_rates").score
+            tgt["psth"],
+            eval_rates,
+            tgt["eval_cond_idx"],
+            tgt.get("eval_jitter"),
+            f"{key}/eval_rates",
+        ).score
     if "eval_rates_heldin_forward" in sub and "eval_spikes_heldin_forward" in tgt:
         fwd = _BitsPerSpike.build(
-            np.concatenate([sub["eval_rates_heldin_forward"], sub["eval_rates_heldout_forward"]],
-                           axis=2, dtype=np.float64),
-            np.concatenate([tgt["eval_spikes_heldin_forward"], tgt["eval_spikes_heldout_forward"]],
-                           axis=2, dtype=np.float64),
-            f"{key}/eval_rates_*_forward")
+            np.concatenate(
+                [sub["eval_rates_heldin_forward"], sub["eval_rates_heldout_forward"]],
+                axis=2,
+                dtype=np.float64,
+            ),
+            np.concatenate(
+                [tgt["eval_spikes_heldin_forward"], tgt["eval_spikes_heldout_forward"]],
+                axis=2,
+                dtype=np.float64,
+            ),
+            f"{key}/eval_rates_*_forward",
+        )
         scorers["fp-bps"] = fwd.score
     if truth is not None:
         pred_all = np.concatenate(eval_parts, axis=2, dtype=np.float64)
-        true_all = np.concatenate([truth["eval_rates_heldin"], truth["eval_rates_heldout"]],
-                                  axis=2, dtype=np.float64)
+        true_all = np.concatenate(
+            [truth["eval_rates_heldin"], truth["eval_rates_heldout"]], axis=2, dtype=np.float64
+        )
         rows = pred_all.reshape(-1, pred_all.shape[2])
         row_trial = np.repeat(np.arange(n_eval), pred_all.shape[1])
         rate = _R2.build(true_all.reshape(rows.shape), rows, row_trial, n_eval)
@@ -798,8 +869,11 @@ def _score_arrays(
         for name, f in scorers.items():
             vals = f(w)
             with np.errstate(invalid="ignore"):
-                lo, hi = np.nanpercentile(vals, [tail, 100.0 - tail]) if np.isfinite(
-                    vals).any() else (np.nan, np.nan)
+                lo, hi = (
+                    np.nanpercentile(vals, [tail, 100.0 - tail])
+                    if np.isfinite(vals).any()
+                    else (np.nan, np.nan)
+                )
             ci[name] = (float(lo), float(hi))
     return Scores(key, metrics, ci, co.per_neuron(ones)[0], n_boot, confidence)
 
@@ -862,28 +936,40 @@ class Evaluator:
             nin, nout = shape.n_heldin, shape.n_heldout
         else:
             bins, fwd, nin, nout = "n_bins", "n_forward", "n_heldin", "n_heldout"
-        lines = [f"==== Expected input format of Evaluator('{self.key}')",
-                 f"submission group '{self.key}' with float arrays (float32 in files), "
-                 "rates as expected spike counts per bin, >= 0:"]
+        lines = [
+            f"==== Expected input format of Evaluator('{self.key}')",
+            f"submission group '{self.key}' with float arrays (float32 in files), "
+            "rates as expected spike counts per bin, >= 0:",
+        ]
         if self.needs_train_rates:
-            lines += [f"  train_rates_heldin   (n_train, {bins}, {nin})",
-                      f"  train_rates_heldout  (n_train, {bins}, {nout})"]
-        lines += [f"  eval_rates_heldin    (n_eval, {bins}, {nin})",
-                  f"  eval_rates_heldout   (n_eval, {bins}, {nout})",
-                  f"  eval_rates_heldin_forward   (n_eval, {fwd}, {nin})   [for fp-bps]",
-                  f"  eval_rates_heldout_forward  (n_eval, {fwd}, {nout})   [for fp-bps]",
-                  f"target group '{self.key}' in nlb_tools' eval_target.h5 layout "
-                  "(eval_spikes_heldout, train_behavior, eval_behavior, ...); n_train and "
-                  "n_eval come from it."]
+            lines += [
+                f"  train_rates_heldin   (n_train, {bins}, {nin})",
+                f"  train_rates_heldout  (n_train, {bins}, {nout})",
+            ]
+        lines += [
+            f"  eval_rates_heldin    (n_eval, {bins}, {nin})",
+            f"  eval_rates_heldout   (n_eval, {bins}, {nout})",
+            f"  eval_rates_heldin_forward   (n_eval, {fwd}, {nin})   [for fp-bps]",
+            f"  eval_rates_heldout_forward  (n_eval, {fwd}, {nout})   [for fp-bps]",
+            f"target group '{self.key}' in nlb_tools' eval_target.h5 layout "
+            "(eval_spikes_heldout, train_behavior, eval_behavior, ...); n_train and "
+            "n_eval come from it.",
+        ]
         return "\n".join(lines)
 
     @property
     def expected_output_format(self) -> str:
-        names = ["co-bps", "tp corr" if self.dataset == "dmfc_rsg" else "vel R2", "psth R2",
-                 "fp-bps"]
-        return (f"==== Expected output format of Evaluator('{self.key}')\n"
-                f"Scores.metrics: {{{', '.join(repr(n) for n in names)}}} -> float "
-                "(those the target supports)")
+        names = [
+            "co-bps",
+            "tp corr" if self.dataset == "dmfc_rsg" else "vel R2",
+            "psth R2",
+            "fp-bps",
+        ]
+        return (
+            f"==== Expected output format of Evaluator('{self.key}')\n"
+            f"Scores.metrics: {{{', '.join(repr(n) for n in names)}}} -> float "
+            "(those the target supports)"
+        )
 
     def expected_shapes(self, target: Any) -> dict[str, tuple[int, ...]]:
         """Exact submission shapes implied by ``target`` (and the NLB sizes)."""
@@ -934,32 +1020,45 @@ class Evaluator:
             if value is None:
                 if name in optional:
                     continue
-                raise UserError(f"submission '{self.key}': missing key '{name}' (expected "
-                                f"shape {exp_txt})")
+                raise UserError(
+                    f"submission '{self.key}': missing key '{name}' (expected shape {exp_txt})"
+                )
             arr = _float_array(value, f"submission '{self.key}/{name}'", exp_txt, 3)
             if expected is not None and arr.shape != expected:
-                raise UserError(f"submission '{self.key}/{name}': expected shape {expected}, "
-                                f"got {arr.shape}")
+                raise UserError(
+                    f"submission '{self.key}/{name}': expected shape {expected}, got {arr.shape}"
+                )
             sub[name] = arr
         if ("eval_rates_heldin_forward" in sub) != ("eval_rates_heldout_forward" in sub):
-            raise UserError(f"submission '{self.key}': give both eval_rates_heldin_forward and "
-                            "eval_rates_heldout_forward, or neither")
+            raise UserError(
+                f"submission '{self.key}': give both eval_rates_heldin_forward and "
+                "eval_rates_heldout_forward, or neither"
+            )
         n_in = sub["eval_rates_heldin"].shape[2]
         for name in ("train_rates_heldin", "eval_rates_heldin_forward"):
             if name in sub and sub[name].shape[2] != n_in:
-                raise UserError(f"submission '{self.key}/{name}': {sub[name].shape[2]} held-in "
-                                f"neurons, but eval_rates_heldin has {n_in}")
-        if "train_rates_heldin" in sub and sub["train_rates_heldin"].shape[:2] != sub[
-                "train_rates_heldout"].shape[:2]:
-            raise UserError(f"submission '{self.key}/train_rates_heldin': shape "
-                            f"{sub['train_rates_heldin'].shape} does not match train_rates_heldout "
-                            f"{sub['train_rates_heldout'].shape} in trials and bins")
+                raise UserError(
+                    f"submission '{self.key}/{name}': {sub[name].shape[2]} held-in "
+                    f"neurons, but eval_rates_heldin has {n_in}"
+                )
+        if (
+            "train_rates_heldin" in sub
+            and sub["train_rates_heldin"].shape[:2] != sub["train_rates_heldout"].shape[:2]
+        ):
+            raise UserError(
+                f"submission '{self.key}/train_rates_heldin': shape "
+                f"{sub['train_rates_heldin'].shape} does not match train_rates_heldout "
+                f"{sub['train_rates_heldout'].shape} in trials and bins"
+            )
 
         tgt: dict[str, Any] = {}
         n_eval, n_bins, _ = shapes["eval_rates_heldout"]
         tgt["eval_spikes_heldout"] = _float_array(
-            _read(target, "eval_spikes_heldout"), f"target '{self.key}/eval_spikes_heldout'",
-            "(trial, time, neuron)", 3)
+            _read(target, "eval_spikes_heldout"),
+            f"target '{self.key}/eval_spikes_heldout'",
+            "(trial, time, neuron)",
+            3,
+        )
         for name in ("eval_spikes_heldin_forward", "eval_spikes_heldout_forward", "psth"):
             value = _read(target, name)
             if value is not None:
@@ -967,36 +1066,48 @@ class Evaluator:
         for name in ("train_behavior", "eval_behavior"):
             value = _read(target, name)
             if value is not None:
-                tgt[name] = _float_array(value, f"target '{self.key}/{name}'", "2-d or 3-d",
-                                         (2, 3)).astype(np.float64)
+                tgt[name] = _float_array(
+                    value, f"target '{self.key}/{name}'", "2-d or 3-d", (2, 3)
+                ).astype(np.float64)
         if "eval_behavior" in tgt:
-            require(len(tgt["eval_behavior"]) == n_eval,
-                    f"target '{self.key}/eval_behavior': {len(tgt['eval_behavior'])} trials, "
-                    f"expected {n_eval}")
+            require(
+                len(tgt["eval_behavior"]) == n_eval,
+                f"target '{self.key}/eval_behavior': {len(tgt['eval_behavior'])} trials, "
+                f"expected {n_eval}",
+            )
         if "eval_spikes_heldin_forward" in tgt:
-            require("eval_spikes_heldout_forward" in tgt,
-                    f"target '{self.key}': missing key 'eval_spikes_heldout_forward'")
+            require(
+                "eval_spikes_heldout_forward" in tgt,
+                f"target '{self.key}': missing key 'eval_spikes_heldout_forward'",
+            )
         if self.dataset != "dmfc_rsg" and "train_behavior" in tgt and "eval_behavior" in tgt:
             for split, n in (("train", len(tgt["train_behavior"])), ("eval", n_eval)):
                 mask = _read(target, f"{split}_decode_mask")
                 if mask is None:
                     continue
                 mask = np.asarray(mask)
-                require(mask.ndim == 2 and len(mask) == n and mask.dtype.kind in "biu",
-                        f"target '{self.key}/{split}_decode_mask': expected a boolean "
-                        f"({n}, n_masks) array, got dtype {mask.dtype} shape {mask.shape}")
+                require(
+                    mask.ndim == 2 and len(mask) == n and mask.dtype.kind in "biu",
+                    f"target '{self.key}/{split}_decode_mask': expected a boolean "
+                    f"({n}, n_masks) array, got dtype {mask.dtype} shape {mask.shape}",
+                )
                 tgt[f"{split}_decode_mask"] = mask.astype(bool)
             if "train_decode_mask" in tgt or "eval_decode_mask" in tgt:
-                require("train_decode_mask" in tgt and "eval_decode_mask" in tgt and
-                        tgt["train_decode_mask"].shape[1] == tgt["eval_decode_mask"].shape[1],
-                        f"target '{self.key}': train_decode_mask and eval_decode_mask must both "
-                        "be present with the same number of masks")
+                require(
+                    "train_decode_mask" in tgt
+                    and "eval_decode_mask" in tgt
+                    and tgt["train_decode_mask"].shape[1] == tgt["eval_decode_mask"].shape[1],
+                    f"target '{self.key}': train_decode_mask and eval_decode_mask must both "
+                    "be present with the same number of masks",
+                )
             n_dims = tgt["train_behavior"].shape[-1]
             for split, n in (("train", len(tgt["train_behavior"])), ("eval", n_eval)):
                 beh = tgt[f"{split}_behavior"]
-                require(beh.shape == (n, n_bins, n_dims),
-                        f"target '{self.key}/{split}_behavior': expected shape ({n}, {n_bins}, "
-                        f"{n_dims}) (trial, bin, behaviour dim), got {beh.shape}")
+                require(
+                    beh.shape == (n, n_bins, n_dims),
+                    f"target '{self.key}/{split}_behavior': expected shape ({n}, {n_bins}, "
+                    f"{n_dims}) (trial, bin, behaviour dim), got {beh.shape}",
+                )
         if "psth" in tgt:
             cond = _read(target, "eval_cond_idx")
             require(cond is not None, f"target '{self.key}': 'psth' without 'eval_cond_idx'")
@@ -1006,16 +1117,24 @@ class Evaluator:
                 tgt["eval_jitter"] = np.asarray(jitter).astype(np.intp).ravel()
         return sub, tgt
 
-    def eval(self, submission: Any, target: Any, *, n_boot: int = 0, seed: int = 0,
-             confidence: float = 0.95) -> Scores:
+    def eval(
+        self,
+        submission: Any,
+        target: Any,
+        *,
+        n_boot: int = 0,
+        seed: int = 0,
+        confidence: float = 0.95,
+    ) -> Scores:
         """Score one key's submission group against its target group (dicts or h5 groups).
 
         ``n_boot`` > 0 adds percentile bootstrap intervals (eval trials resampled with
         replacement, seeded by ``seed``) at level ``confidence``.
         """
         sub, tgt = self.check(submission, target)
-        return _score_arrays(self.dataset, self.key, sub, tgt, n_boot=n_boot, seed=seed,
-                             confidence=confidence)
+        return _score_arrays(
+            self.dataset, self.key, sub, tgt, n_boot=n_boot, seed=seed, confidence=confidence
+        )
 
 
 # ----------------------------------------------------------------------------------------
@@ -1031,8 +1150,10 @@ def open_h5_tree(source: str | Path | Mapping[str, Any], role: str) -> Iterator[
         return
     path = Path(source)
     require(path.exists(), f"{role} {path}: file not found")
-    require(path.is_file() and path.stat().st_size > 0,
-            f"{role} {path}: file is empty (expected an HDF5 file)")
+    require(
+        path.is_file() and path.stat().st_size > 0,
+        f"{role} {path}: file is empty (expected an HDF5 file)",
+    )
     try:
         f = h5py.File(path, "r")
     except OSError:
@@ -1042,12 +1163,14 @@ def open_h5_tree(source: str | Path | Mapping[str, Any], role: str) -> Iterator[
 
 
 def _dataset_keys(tree: Any, role: str) -> list[str]:
-    keys = [k for k in tree.keys()]
+    keys = list(tree)
     for k in keys:
         item = tree[k]
-        require(isinstance(item, (h5py.Group, Mapping)),
-                f"{role}: top-level item '{k}' is not a group (expected groups named by "
-                "dataset key, e.g. 'mc_maze' or 'mc_maze_20')")
+        require(
+            isinstance(item, (h5py.Group, Mapping)),
+            f"{role}: top-level item '{k}' is not a group (expected groups named by "
+            "dataset key, e.g. 'mc_maze' or 'mc_maze_20')",
+        )
     return keys
 
 
@@ -1058,8 +1181,12 @@ def _ordered_keys(keys: list[str]) -> list[str]:
 
 
 def score_by_key(
-    target: str | Path | Mapping[str, Any], submission: str | Path | Mapping[str, Any], *,
-    n_boot: int = 0, seed: int = 0, confidence: float = 0.95,
+    target: str | Path | Mapping[str, Any],
+    submission: str | Path | Mapping[str, Any],
+    *,
+    n_boot: int = 0,
+    seed: int = 0,
+    confidence: float = 0.95,
     skipped: list[str] | None = None,
 ) -> dict[str, Scores]:
     """Score every dataset key of ``submission`` that ``target`` has.
@@ -1082,12 +1209,14 @@ def score_by_key(
                 if skipped is not None:
                     skipped.append(k)
                 continue
-            out[k] = Evaluator(k).eval(sub_tree[k], tgt_tree[k], n_boot=n_boot, seed=seed,
-                                       confidence=confidence)
+            out[k] = Evaluator(k).eval(
+                sub_tree[k], tgt_tree[k], n_boot=n_boot, seed=seed, confidence=confidence
+            )
         if not out:
             raise UserError(
                 f"nothing to score: submission has {', '.join(sub_keys) or 'no dataset groups'}"
-                f", target has {', '.join(sorted(tgt_keys)) or 'no dataset groups'}")
+                f", target has {', '.join(sorted(tgt_keys)) or 'no dataset groups'}"
+            )
         return out
 
 
@@ -1109,8 +1238,9 @@ def score_submission(
         suffix = "" if bin_ms == 5 else "_20"
         official = {m: v for m, v in scores.metrics.items() if METRICS[m].official}
         if dataset in SCALING_PREFIX:
-            scaling[suffix].update({f"{SCALING_PREFIX[dataset]} {m}": v
-                                    for m, v in official.items()})
+            scaling[suffix].update(
+                {f"{SCALING_PREFIX[dataset]} {m}": v for m, v in official.items()}
+            )
         else:
             result.append({f"{k}_split": official})
     for suffix in ("", "_20"):
@@ -1124,13 +1254,15 @@ def score_submission(
 # ----------------------------------------------------------------------------------------
 
 
-def score_phase(data: PhaseData, rates: Rates, *, n_boot: int = 0, seed: int = 0,
-                confidence: float = 0.95) -> Scores:
+def score_phase(
+    data: PhaseData, rates: Rates, *, n_boot: int = 0, seed: int = 0, confidence: float = 0.95
+) -> Scores:
     """Scores of a model's ``rates`` on ``data``: official metrics the data supports, plus
     ground-truth extras on synthetic data, optionally with bootstrap intervals."""
-    require(data.target is not None,
-            f"{data.key} ({data.phase}): no evaluation target (held-out eval spikes) to score "
-            "against")
+    require(
+        data.target is not None,
+        f"{data.key} ({data.phase}): no evaluation target (held-out eval spikes) to score against",
+    )
     tgt = data.target.arrays()
     if "train_behavior" not in tgt and data.train_behavior is not None:
         tgt["train_behavior"] = data.train_behavior
@@ -1139,10 +1271,20 @@ def score_phase(data: PhaseData, rates: Rates, *, n_boot: int = 0, seed: int = 0
     sub_arrays, tgt_arrays = ev.check(rates.arrays(), tgt)
     truth = None
     if data.truth is not None:
-        truth = {"eval_rates_heldin": data.truth.eval_rates_heldin,
-                 "eval_rates_heldout": data.truth.eval_rates_heldout}
-    return _score_arrays(data.dataset, data.key, sub_arrays, tgt_arrays, truth=truth,
-                         n_boot=n_boot, seed=seed, confidence=confidence)
+        truth = {
+            "eval_rates_heldin": data.truth.eval_rates_heldin,
+            "eval_rates_heldout": data.truth.eval_rates_heldout,
+        }
+    return _score_arrays(
+        data.dataset,
+        data.key,
+        sub_arrays,
+        tgt_arrays,
+        truth=truth,
+        n_boot=n_boot,
+        seed=seed,
+        confidence=confidence,
+    )
 
 
 def evaluate(data: PhaseData, rates: Rates, *, n_boot: int = 0, seed: int = 0) -> dict[str, float]:

@@ -42,7 +42,11 @@ def _object_array(items: list[np.ndarray]) -> np.ndarray:
 
 
 def make_case(
-    key: str, n_train: int = 40, n_eval: int = 20, seed: int = 0, kind: str = "structured",
+    key: str,
+    n_train: int = 40,
+    n_eval: int = 20,
+    seed: int = 0,
+    kind: str = "structured",
     phase: str = "val",
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(target group, submission group) for ``key`` (e.g. ``mc_maze_20``)."""
@@ -61,8 +65,11 @@ def make_case(
         is_eye = rng.integers(0, 2, n_trials)
         theta = rng.choice([0.0, 180.0], n_trials)
         is_short = rng.integers(0, 2, n_trials)
-        ts = np.where(is_short == 1, rng.choice([0.48, 0.56, 0.64], n_trials),
-                      rng.choice([0.8, 0.9, 1.0], n_trials))
+        ts = np.where(
+            is_short == 1,
+            rng.choice([0.48, 0.56, 0.64], n_trials),
+            rng.choice([0.8, 0.9, 1.0], n_trials),
+        )
         tp = ts * rng.normal(1.0, 0.1, n_trials)
         cond_keys = np.stack([is_eye, theta, is_short, ts], axis=1)
         _, cond = np.unique(cond_keys, axis=0, return_inverse=True)
@@ -70,9 +77,14 @@ def make_case(
         n_cond = int(cond.max()) + 1
         t = np.linspace(0, 1, total)
         speed = 1.0 / tp
-        z = np.stack([np.sin(2 * np.pi * speed[:, None] * t + is_eye[:, None]),
-                      np.cos(2 * np.pi * speed[:, None] * t + theta[:, None] / 90),
-                      t[None].repeat(n_trials, 0) * is_short[:, None]], axis=2)
+        z = np.stack(
+            [
+                np.sin(2 * np.pi * speed[:, None] * t + is_eye[:, None]),
+                np.cos(2 * np.pi * speed[:, None] * t + theta[:, None] / 90),
+                t[None].repeat(n_trials, 0) * is_short[:, None],
+            ],
+            axis=2,
+        )
     else:
         n_cond = 6
         cond = rng.integers(0, n_cond, n_trials)
@@ -105,7 +117,7 @@ def make_case(
         if dataset == "mc_rtt":  # jagged trial ends: NaN behaviour at some trial ends
             for arr in (target["train_behavior"], target["eval_behavior"]):
                 for i in rng.choice(len(arr), size=max(1, len(arr) // 5), replace=False):
-                    arr[i, n_bins - rng.integers(1, n_bins // 4 + 1):] = np.nan
+                    arr[i, n_bins - rng.integers(1, n_bins // 4 + 1) :] = np.nan
     if dataset == "area2_bump":
         bump = rng.random(n_trials) < 0.4
         target["train_decode_mask"] = np.stack([~bump[tr], bump[tr]], axis=1)
@@ -113,8 +125,14 @@ def make_case(
     if dataset != "mc_rtt":
         eval_cond = cond[ev]
         train_cond = cond[tr]
-        psth = np.stack([rates[cond == c, :n_bins].mean(axis=0) if np.any(cond == c)
-                         else rates[:, :n_bins].mean(axis=0) for c in range(n_cond)])
+        psth = np.stack(
+            [
+                rates[cond == c, :n_bins].mean(axis=0)
+                if np.any(cond == c)
+                else rates[:, :n_bins].mean(axis=0)
+                for c in range(n_cond)
+            ]
+        )
         jitter = np.zeros(n_eval, dtype=np.int64)
         if dmfc:
             # PSTH window: the last valid_c bins of each condition (front NaN padding).
@@ -124,13 +142,14 @@ def make_case(
             if phase == "val":
                 jitter = rng.integers(0, n_bins - valid[eval_cond] + 1)
         else:
-            psth[0, n_bins - 3:] = np.nan  # a shorter condition, padded at the back
+            psth[0, n_bins - 3 :] = np.nan  # a shorter condition, padded at the back
         eval_idx = [np.flatnonzero(eval_cond == c).astype(np.int32) for c in range(n_cond)]
         eval_idx[-1] = eval_idx[-1][:0]  # a condition without eval trials
         target["psth"] = psth
         target["eval_cond_idx"] = _object_array(eval_idx)
         target["train_cond_idx"] = _object_array(
-            [np.flatnonzero(train_cond == c).astype(np.int32) for c in range(n_cond)])
+            [np.flatnonzero(train_cond == c).astype(np.int32) for c in range(n_cond)]
+        )
         if dmfc:
             target["eval_jitter"] = jitter
             target["train_jitter"] = np.zeros(n_train, dtype=np.int64)

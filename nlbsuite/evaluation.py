@@ -1010,7 +1010,8 @@ class Evaluator:
         shapes = self.expected_shapes(target)
         sub: dict[str, np.ndarray] = {}
         required = ["eval_rates_heldin", "eval_rates_heldout"]
-        if self.needs_train_rates and "train_rates_heldout" in shapes:
+        decodes = "train_behavior" in target and "eval_behavior" in target
+        if self.needs_train_rates and decodes:
             required = ["train_rates_heldin", "train_rates_heldout", *required]
         optional = ["eval_rates_heldin_forward", "eval_rates_heldout_forward"]
         for name in required + optional:
@@ -1264,7 +1265,7 @@ def score_phase(
         f"{data.key} ({data.phase}): no evaluation target (held-out eval spikes) to score against",
     )
     tgt = data.target.arrays()
-    if "train_behavior" not in tgt and data.train_behavior is not None:
+    if "eval_behavior" in tgt and "train_behavior" not in tgt and data.train_behavior is not None:
         tgt["train_behavior"] = data.train_behavior
     ev = Evaluator(data.key, dataset=data.dataset)
     ev.bin_width_ms = data.bin_width_ms

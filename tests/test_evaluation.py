@@ -213,7 +213,7 @@ def test_parse_dataset_key() -> None:
     assert parse_dataset_key("mc_maze_20") == ("mc_maze", 20)
     assert parse_dataset_key("mc_maze_small_20") == ("mc_maze_small", 20)
     assert parse_dataset_key("lorenz_20") == ("lorenz", 20)
-    with pytest.raises(UserError, match="unknown dataset key 'mc_mazes'.*mc_maze_20"):
+    with pytest.raises(UserError, match=r"unknown dataset key 'mc_mazes'.*mc_maze_20"):
         parse_dataset_key("mc_mazes")
 
 

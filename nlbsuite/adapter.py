@@ -94,7 +94,8 @@ class ModelAdapter(ABC):
         """Config for a named preset, with optional field overrides."""
         if preset not in cls.presets:
             raise UserError(
-                f"--preset '{preset}': model '{cls.info.name}' has presets {', '.join(cls.presets)}"
+                f"--preset '{preset}': model '{cls.info.name}' has presets "
+                f"{', '.join(cls.presets)}"
             )
         values = {**cls.presets[preset], **(overrides or {})}
         known = {f.name for f in dataclasses.fields(cls.config_class)}

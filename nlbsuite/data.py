@@ -293,8 +293,7 @@ def phase_data_from_h5(
     arrays = {k: _as_float(v) for k, v in raw.items() if k in _INPUT_KEYS}
     for key, arr in arrays.items():
         require(
-            arr.dtype.kind == "f"
-            and (arr.ndim == 3 or (key == "train_behavior" and arr.ndim == 2)),
+            arr.dtype.kind == "f" and (arr.ndim == 3 or (key == "train_behavior" and arr.ndim == 2)),
             f"{path}: key '{key}' must be a numeric (trial, time, neuron) array, got "
             f"dtype {arr.dtype} shape {arr.shape}",
         )

@@ -46,11 +46,7 @@ LORENZ_SIZES: dict[str, LorenzSpec] = {
 
 
 def lorenz_trajectories(
-    initial: np.ndarray,
-    n_steps: int,
-    step: float,
-    sigma: float = 10.0,
-    rho: float = 28.0,
+    initial: np.ndarray, n_steps: int, step: float, sigma: float = 10.0, rho: float = 28.0,
     beta: float = 8.0 / 3.0,
 ) -> np.ndarray:
     """RK4-integrate many Lorenz systems at once.
@@ -75,9 +71,7 @@ def lorenz_trajectories(
 
 
 def make_lorenz(
-    phase: str = "val",
-    seed: int = 0,
-    size: str | LorenzSpec = "default",
+    phase: str = "val", seed: int = 0, size: str | LorenzSpec = "default",
     bin_width_ms: int | None = None,
 ) -> PhaseData:
     """Lorenz :class:`PhaseData` for ``phase`` ("val": train vs val trials; "test": train+val
@@ -89,11 +83,9 @@ def make_lorenz(
     spec = LORENZ_SIZES[size] if isinstance(size, str) else size
     bin_ms = bin_width_ms or spec.bin_width_ms
     require(phase in ("val", "test"), f"phase '{phase}': expected val or test")
-    require(
-        spec.trial_ms % bin_ms == 0 and spec.forward_ms % bin_ms == 0,
-        f"bin width {bin_ms} ms must divide trial ({spec.trial_ms}) and forward "
-        f"({spec.forward_ms}) lengths",
-    )
+    require(spec.trial_ms % bin_ms == 0 and spec.forward_ms % bin_ms == 0,
+            f"bin width {bin_ms} ms must divide trial ({spec.trial_ms}) and forward "
+            f"({spec.forward_ms}) lengths")
     rng = np.random.default_rng(seed)
     total_ms = spec.trial_ms + spec.forward_ms
 
@@ -127,8 +119,8 @@ def make_lorenz(
     for c in range(spec.n_conditions):
         idx = rng.permutation(np.flatnonzero(cond_of_trial == c))
         split[idx[:n_val]] = "val"
-        split[idx[n_val : n_val + n_test]] = "test"
-        split[idx[n_val + n_test :]] = "train"
+        split[idx[n_val:n_val + n_test]] = "test"
+        split[idx[n_val + n_test:]] = "train"
     if phase == "val":
         train, evals = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
     else:
@@ -173,10 +165,6 @@ def make_lorenz(
         target=target,
         truth=truth,
         source=f"lorenz(size={size if isinstance(size, str) else 'custom'}, seed={seed})",
-        meta={
-            "spec": asdict(spec),
-            "seed": seed,
-            "train_conditions": cond_of_trial[train],
-            "eval_conditions": eval_cond,
-        },
+        meta={"spec": asdict(spec), "seed": seed, "train_conditions": cond_of_trial[train],
+              "eval_conditions": eval_cond},
     )

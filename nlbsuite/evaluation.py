@@ -90,7 +90,7 @@ NLB_ORDER = (
     "mc_maze_small",
 )
 SCALING_PREFIX = {"mc_maze_large": "[500]", "mc_maze_medium": "[250]", "mc_maze_small": "[100]"}
-OTHER_DATASETS = ("lorenz",)
+OTHER_DATASETS = ("lorenz", "lorenz_tiny")
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def parse_dataset_key(key: str) -> tuple[str, int]:
         m = re.fullmatch(re.escape(name) + r"_(\d+)", key)
         if m:
             return name, int(m.group(1))
-    valid = [k for d in NLB_ORDER for k in (d, f"{d}_20")] + ["lorenz", "lorenz_20"]
+    valid = [k for d in (*NLB_ORDER, *OTHER_DATASETS) for k in (d, f"{d}_20")]
     raise UserError(f"unknown dataset key '{key}': expected one of {', '.join(valid)}")
 
 

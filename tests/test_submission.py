@@ -274,8 +274,8 @@ def test_cli_submit_then_score(tmp_path: Path, capsys) -> None:
     code, out, _ = cli(argv, capsys)
     assert code == 0, out
     (path,) = (tmp_path / "submissions").iterdir()
-    assert path.name == "mean_rate_lorenz_20ms.h5"
+    assert path.name == "mean_rate_lorenz_tiny_20ms.h5"
     code, out, _ = cli(["score", str(path), "--target", str(target), "--json"], capsys)
     assert code == 0
-    scores = json.loads(out)["lorenz_20"]
+    scores = json.loads(out)["lorenz_tiny_20"]
     assert {"co-bps", "psth R2", "fp-bps"} <= set(scores)

@@ -40,7 +40,7 @@ from typing import Any
 
 import h5py
 import numpy as np
-from scipy.special import gammaln
+from scipy.special import gammaln, ndtri
 
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.errors import UserError, require
@@ -90,7 +90,7 @@ NLB_ORDER = (
     "mc_maze_small",
 )
 SCALING_PREFIX = {"mc_maze_large": "[500]", "mc_maze_medium": "[250]", "mc_maze_small": "[100]"}
-OTHER_DATASETS = ("lorenz",)
+OTHER_DATASETS = ("lorenz", "lorenz_tiny")
 
 
 @dataclass(frozen=True)
@@ -792,7 +792,10 @@ class Scores:
     """Scores of one dataset key.
 
     ``metrics``: official metrics under nlb_tools' names (plus extras on synthetic data);
-    ``ci``: bootstrap confidence interval per metric (empty without bootstrap);
+    ``ci``: bootstrap confidence interval per metric (empty without bootstrap): the
+    estimate +- z * the standard deviation of the metric over ``n_boot`` resamples of the
+    eval trials (Efron's standard interval; a percentile interval would sit below the
+    estimate for psth R2, whose resampled PSTHs average fewer distinct trials);
     ``per_neuron_bps``: co-bps of each held-out neuron, (heldout neuron,).
     """
 
@@ -901,16 +904,12 @@ def _score_arrays(
     ci: dict[str, tuple[float, float]] = {}
     if n_boot > 0:
         w = bootstrap_weights(n_eval, n_boot, seed)
-        tail = 50.0 * (1.0 - confidence)
+        z = float(ndtri(0.5 + confidence / 2.0))
         for name, f in scorers.items():
             vals = f(w)
-            with np.errstate(invalid="ignore"):
-                lo, hi = (
-                    np.nanpercentile(vals, [tail, 100.0 - tail])
-                    if np.isfinite(vals).any()
-                    else (np.nan, np.nan)
-                )
-            ci[name] = (float(lo), float(hi))
+            vals = vals[np.isfinite(vals)]
+            se = float(np.std(vals, ddof=1)) if len(vals) > 1 else np.nan
+            ci[name] = (metrics[name] - z * se, metrics[name] + z * se)
     return Scores(key, metrics, ci, co.per_neuron(ones)[0], n_boot, confidence)
 
 
@@ -1174,8 +1173,8 @@ class Evaluator:
     ) -> Scores:
         """Score one key's submission group against its target group (dicts or h5 groups).
 
-        ``n_boot`` > 0 adds percentile bootstrap intervals (eval trials resampled with
-        replacement, seeded by ``seed``) at level ``confidence``.
+        ``n_boot`` > 0 adds bootstrap intervals (eval trials resampled with replacement,
+        seeded by ``seed``) at level ``confidence``; see :class:`Scores`.
         """
         sub, tgt = self.check(submission, target)
         return _score_arrays(

@@ -107,6 +107,7 @@ class NLBShape:
         return self.n_bins_5ms * 5 // bin_width_ms, self.n_forward_5ms * 5 // bin_width_ms
 
 
+# As in nlb_tools' AutoLFADS configs (DATA_DIM, CS_DIM = held-out, SEQ_LEN = bins + 40).
 NLB_SHAPES: dict[str, NLBShape] = {
     "mc_maze": NLBShape(137, 45, 140),
     "mc_rtt": NLBShape(98, 32, 120),
@@ -138,7 +139,7 @@ def parse_dataset_key(key: str) -> tuple[str, int]:
         m = re.fullmatch(re.escape(name) + r"_(\d+)", key)
         if m:
             return name, int(m.group(1))
-    valid = [k for d in NLB_ORDER for k in (d, f"{d}_20")] + ["lorenz", "lorenz_20"]
+    valid = [k for d in (*NLB_ORDER, *OTHER_DATASETS) for k in (d, f"{d}_20")]
     raise UserError(f"unknown dataset key '{key}': expected one of {', '.join(valid)}")
 
 

@@ -371,5 +371,6 @@ def validate_submission(
                     )
                 _validate_group(key, group, tgt_group, problems)
     except UserError as exc:
-        return [*problems, Problem("error", where, str(exc))]
+        message = str(exc).removeprefix(f"submission {where}: ").removeprefix("target ")
+        return [*problems, Problem("error", where, message)]
     return problems

@@ -395,19 +395,19 @@ class _BitsPerSpike:
         shape = (len(spikes), -1, spikes.shape[-1])
         rates, spikes = rates.reshape(shape), spikes.reshape(shape)
         invalid = np.isnan(spikes)
-        if invalid.any():
+        n_invalid = np.count_nonzero(invalid, axis=1)  # (trial, neuron)
+        if n_invalid.any():
             # Unscored bins become rate 1, spikes 0: each adds exactly 1 to the sum below.
             r = np.where(invalid, np.float64(1.0), rates)
             s = np.where(invalid, np.float64(0.0), spikes)
-            n_invalid = invalid.sum(axis=1)
         else:
             r = rates.astype(np.float64)  # a copy: zeros are replaced below
-            s = spikes.astype(np.float64, copy=False)
-            n_invalid = 0
+            s = np.asarray(spikes, dtype=np.float64)
         _check_rates(r, what)
         r[r == 0] = ZERO_RATE
         model = r.sum(axis=1) - np.einsum("itn,itn->in", s, np.log(r)) - n_invalid
-        return cls(model, s.sum(axis=1), (s.shape[1] - n_invalid) * np.ones_like(model))
+        bins = (spikes.shape[1] - n_invalid).astype(np.float64)
+        return cls(model, s.sum(axis=1), bins)
 
     def _nll(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(model NLL, null NLL, spikes), each (replicate, neuron)."""

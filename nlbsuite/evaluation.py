@@ -40,7 +40,7 @@ from typing import Any
 
 import h5py
 import numpy as np
-from scipy.special import gammaln
+from scipy.special import gammaln, ndtri
 
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.errors import UserError, require
@@ -107,6 +107,7 @@ class NLBShape:
         return self.n_bins_5ms * 5 // bin_width_ms, self.n_forward_5ms * 5 // bin_width_ms
 
 
+# As in nlb_tools' AutoLFADS configs (DATA_DIM, CS_DIM = held-out, SEQ_LEN = bins + 40).
 NLB_SHAPES: dict[str, NLBShape] = {
     "mc_maze": NLBShape(137, 45, 140),
     "mc_rtt": NLBShape(98, 32, 120),
@@ -240,13 +241,17 @@ def ridge_cv(
     sizes[: n % n_folds] += 1
     bounds = np.concatenate([[0], np.cumsum(sizes)])
 
-    x_center, y_center = rows.mean(), y.mean(axis=0)
+    # Any shift gives the same fit; one near the mean (the first block's) keeps the Gram
+    # matrices well conditioned without an extra pass over x.
+    x_center, y_center = None, y.mean(axis=0)
     gram = np.zeros((n_folds, p, p))
     cross = np.zeros((n_folds, p, q))
     sum_x = np.zeros((n_folds, p))
     sum_y = np.zeros((n_folds, q))
     sum_yy = np.zeros((n_folds, q))
     for start, block in rows.blocks():
+        if x_center is None:
+            x_center = block.mean(axis=0)
         block -= x_center
         stop = start + len(block)
         for f in range(n_folds):
@@ -261,6 +266,10 @@ def ridge_cv(
             sum_y[f] += e.sum(axis=0)
             sum_yy[f] += np.einsum("ij,ij->j", e, e)
 
+    if not (np.isfinite(gram).all() and np.isfinite(cross).all()):
+        raise UserError(
+            f"{rows.what}: NaN or infinite rate predictions in trials used for velocity decoding"
+        )
     totals = (gram.sum(0), cross.sum(0), sum_x.sum(0), sum_y.sum(0))
     alphas = np.asarray(alphas, dtype=np.float64)
     scores = np.empty((n_folds, len(alphas)))
@@ -274,17 +283,15 @@ def ridge_cv(
         cc = c - n_train * np.outer(mx, my)
         lam, vecs = np.linalg.eigh(gc)
         proj = vecs.T @ cc  # (p, q)
-        coefs = np.einsum(
-            "pk,akq->apq", vecs, proj[None] / (lam[None, :, None] + alphas[:, None, None])
-        )
-        icpt = my - np.einsum("p,apq->aq", mx, coefs)  # (alpha, q), shifted coordinates
+        coefs = vecs @ (proj / (lam[:, None] + alphas[:, None, None]))  # (alpha, p, q)
+        icpt = my - mx @ coefs  # (alpha, q), shifted coordinates
         # Residual sum of squares on the held-out fold, expanded over its Gram statistics.
         ss_res = (
             sum_yy[f]
-            - 2 * np.einsum("apq,pq->aq", coefs, cross[f])
+            - 2 * (coefs * cross[f]).sum(axis=1)
             - 2 * icpt * sum_y[f]
-            + np.einsum("apq,apq->aq", coefs, np.einsum("pr,arq->apq", gram[f], coefs))
-            + 2 * icpt * np.einsum("p,apq->aq", sum_x[f], coefs)
+            + (coefs * (gram[f] @ coefs)).sum(axis=1)
+            + 2 * icpt * (sum_x[f] @ coefs)
             + sizes[f] * icpt**2
         )
         ss_tot = sum_yy[f] - sum_y[f] ** 2 / sizes[f]
@@ -297,7 +304,7 @@ def ridge_cv(
     mx, my = sx / n, sy / n
     gc = g - n * np.outer(mx, mx)
     gc.flat[:: p + 1] += alpha
-    coef = _solve_pos(gc, c - n * np.outer(mx, my))
+    coef = np.linalg.solve(gc, c - n * np.outer(mx, my))
     intercept = my - mx @ coef + y_center
     return RidgeFit(alpha, coef, intercept, mean_scores, x_center)
 
@@ -311,7 +318,7 @@ def psth_r2(
     ``eval_rates``: (trial, time, neuron); ``eval_cond_idx``: eval-trial indices per
     condition; ``jitter``: (trial,) bins each trial is shifted by before averaging.
     """
-    stat = _Psth.build(psth, eval_rates, eval_cond_idx, jitter, "eval rates")
+    stat = _Psth.build(psth, [np.asarray(eval_rates)], eval_cond_idx, jitter, "eval rates")
     return float(stat.score(np.ones((1, len(eval_rates))))[0])
 
 
@@ -325,7 +332,7 @@ def speed_tp_correlation(
     (trial, field) with fields (is_eye, theta, is_short, ts, tp); conditions are the
     unique (is_eye, theta, is_short) rows, NaN rows (outliers) are left out.
     """
-    stat = _TpCorr.build(eval_spikes_heldout, eval_rates, eval_behavior)
+    stat = _TpCorr.build(eval_spikes_heldout, [np.asarray(eval_rates)], eval_behavior)
     return float(stat.score(np.ones((1, len(eval_rates))))[0])
 
 
@@ -339,9 +346,10 @@ def _ones(per_trial: np.ndarray) -> np.ndarray:
 
 
 def _check_rates(values: np.ndarray, what: str) -> None:
-    if np.isnan(values).any():
+    lowest = values.min() if values.size else 0.0  # NaN if any value is NaN
+    if np.isnan(lowest):
         raise UserError(f"{what}: NaN rate predictions inside the scored window")
-    if (values < 0).any():
+    if lowest < 0:
         raise UserError(f"{what}: negative rate predictions (rates must be >= 0)")
 
 
@@ -376,26 +384,30 @@ class _BitsPerSpike:
 
     @classmethod
     def build(cls, rates: np.ndarray, spikes: np.ndarray, what: str) -> _BitsPerSpike:
-        r = np.asarray(rates, dtype=np.float64)
-        s = np.asarray(spikes, dtype=np.float64)
+        """``rates``, ``spikes``: (trial, time, neuron) (2-d: one bin per row); NaN spikes
+        mark unscored bins, where rates may be anything."""
+        rates, spikes = np.asarray(rates), np.asarray(spikes)
         require(
-            r.shape == s.shape,
-            f"{what}: shape {r.shape} does not match the spikes' shape {s.shape}",
+            rates.shape == spikes.shape,
+            f"{what}: shape {rates.shape} does not match the spikes' shape {spikes.shape}",
         )
-        require(s.ndim >= 2, f"{what}: expected (trial, time, neuron) arrays, got {s.shape}")
-        r = r.reshape(len(r), -1, r.shape[-1])  # (trial, time, neuron); 2-d: one bin a row
-        s = s.reshape(r.shape)
-        valid = ~np.isnan(s)
-        if valid.all():
-            _check_rates(r, what)
-            r = np.where(r == 0, ZERO_RATE, r)
-            model = (r - s * np.log(r)).sum(axis=1)
-            return cls(model, s.sum(axis=1), np.full(model.shape, s.shape[1], dtype=np.float64))
-        _check_rates(r[valid], what)
-        r = np.where(valid, np.where(r == 0, ZERO_RATE, r), 1.0)
-        s0 = np.where(valid, s, 0.0)
-        term = np.where(valid, r - s0 * np.log(r), 0.0)
-        return cls(term.sum(axis=1), s0.sum(axis=1), valid.sum(axis=1).astype(np.float64))
+        require(spikes.ndim >= 2, f"{what}: expected (trial, time, neuron), got {spikes.shape}")
+        shape = (len(spikes), -1, spikes.shape[-1])
+        rates, spikes = rates.reshape(shape), spikes.reshape(shape)
+        invalid = np.isnan(spikes)
+        n_invalid = np.count_nonzero(invalid, axis=1)  # (trial, neuron)
+        if n_invalid.any():
+            # Unscored bins become rate 1, spikes 0: each adds exactly 1 to the sum below.
+            r = np.where(invalid, np.float64(1.0), rates)
+            s = np.where(invalid, np.float64(0.0), spikes)
+        else:
+            r = rates.astype(np.float64)  # a copy: zeros are replaced below
+            s = np.asarray(spikes, dtype=np.float64)
+        _check_rates(r, what)
+        r[r == 0] = ZERO_RATE
+        model = r.sum(axis=1) - np.einsum("itn,itn->in", s, np.log(r)) - n_invalid
+        bins = (spikes.shape[1] - n_invalid).astype(np.float64)
+        return cls(model, s.sum(axis=1), bins)
 
     def _nll(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(model NLL, null NLL, spikes), each (replicate, neuron)."""
@@ -452,34 +464,48 @@ class _R2:
 
 
 @dataclass
-class _Psth:
-    """Per condition: its eval trials, jitter-aligned rates in the PSTH window
-    (trial, time, neuron), the true PSTH rows and their centred sums."""
+class _PsthCondition:
+    """One PSTH condition: its window rows, true PSTH rows (row, neuron) and its eval
+    trials grouped by jitter (shift in bins -> trials)."""
 
-    trials: list[np.ndarray]
-    rates: list[np.ndarray]
-    truth: list[np.ndarray]
+    window: np.ndarray
+    truth: np.ndarray
+    groups: list[tuple[int, np.ndarray]]
+
+
+@dataclass
+class _Psth:
+    """Condition-averaged, jitter-aligned eval rates against the true PSTHs.
+
+    A condition's average is computed as sum over jitter groups of the shifted
+    (weighted) sum of that group's trials, so no per-trial shifted copy is ever made.
+    ``parts``: the eval rate arrays (trial, time, neuron_i) whose neurons are concatenated.
+    """
+
+    parts: list[np.ndarray]
+    conditions: list[_PsthCondition]
     sum_y: np.ndarray
     sum_yy: np.ndarray
     rows: np.ndarray
     constant: np.ndarray
+    what: str
 
     @classmethod
     def build(
         cls,
         psth: np.ndarray,
-        eval_rates: np.ndarray,
+        parts: list[np.ndarray],
         cond_idx: Any,
         jitter: np.ndarray | None,
         what: str,
     ) -> _Psth:
         psth = np.asarray(psth, dtype=np.float64)
-        rates = np.asarray(eval_rates, dtype=np.float64)
-        n_trials, n_bins = rates.shape[:2]
+        n_trials, n_bins = parts[0].shape[:2]
+        n_neurons = sum(p.shape[2] for p in parts)
         require(
-            psth.ndim == 3 and psth.shape[1:] == rates.shape[1:],
-            f"psth: expected shape (condition, {n_bins}, {rates.shape[2]}) to match "
-            f"{what} {rates.shape}, got {psth.shape}",
+            psth.ndim == 3 and psth.shape[1:] == (n_bins, n_neurons),
+            f"psth: expected shape (condition, {n_bins}, {n_neurons}) to match {what}, "
+            f"got {psth.shape}",
         )
         cond_idx = list(cond_idx)
         require(
@@ -491,11 +517,7 @@ class _Psth:
             jitter.shape == (n_trials,),
             f"eval_jitter: expected shape ({n_trials},), got {jitter.shape}",
         )
-        require(
-            bool(np.all(np.abs(jitter) <= n_bins)),
-            f"eval_jitter: shifts must be at most {n_bins} bins",
-        )
-        trials, aligned, truth = [], [], []
+        conditions = []
         for c, idx in enumerate(cond_idx):
             idx = np.asarray(idx, dtype=np.intp).ravel()
             if idx.size == 0:
@@ -504,48 +526,70 @@ class _Psth:
                 bool(np.all((idx >= 0) & (idx < n_trials))),
                 f"eval_cond_idx[{c}]: trial indices must lie in [0, {n_trials})",
             )
-            window = ~np.isnan(psth[c, :, 0])
-            src = np.arange(n_bins)[None, :] - jitter[idx].astype(np.intp)[:, None]
-            src = src[:, window]
-            inside = (src >= 0) & (src < n_bins)
-            x = rates[idx[:, None], np.clip(src, 0, n_bins - 1)]  # (trial, window, neuron)
-            if not inside.all() or np.isnan(x).any():
-                raise UserError(
-                    f"{what}: NaN rate predictions inside the PSTH window of condition {c}"
-                )
-            trials.append(idx)
-            aligned.append(x)
-            truth.append(psth[c, window])
-        require(len(trials) > 0, "eval_cond_idx: no condition has eval trials")
-        all_truth = np.concatenate(truth)
+            window = np.flatnonzero(~np.isnan(psth[c, :, 0]))
+            groups = []
+            for j in np.unique(jitter[idx]):
+                src = window - j  # shifted trials: bin t shows the trial's bin t - j
+                if src.size and (src.min() < 0 or src.max() >= n_bins):
+                    raise UserError(
+                        f"{what}: NaN rate predictions inside the PSTH window of condition "
+                        f"{c} (jitter {j} shifts bins out of the trial)"
+                    )
+                groups.append((int(j), idx[jitter[idx] == j]))
+            conditions.append(_PsthCondition(window, psth[c, window], groups))
+        require(len(conditions) > 0, "eval_cond_idx: no condition has eval trials")
+        all_truth = np.concatenate([c.truth for c in conditions])
         center = all_truth.mean(axis=0)
         return cls(
-            trials,
-            aligned,
-            truth,
-            np.stack([(t - center).sum(axis=0) for t in truth]),
-            np.stack([((t - center) ** 2).sum(axis=0) for t in truth]),
-            np.array([len(t) for t in truth], dtype=np.float64),
+            parts,
+            conditions,
+            np.stack([(c.truth - center).sum(axis=0) for c in conditions]),
+            np.stack([((c.truth - center) ** 2).sum(axis=0) for c in conditions]),
+            np.array([len(c.truth) for c in conditions], dtype=np.float64),
             (all_truth == all_truth[0]).all(axis=0),
+            what,
         )
+
+    def _mean(self, w: np.ndarray, c: int, cond: _PsthCondition) -> tuple[np.ndarray, np.ndarray]:
+        """(replicate, window row, neuron) weighted condition means and (replicate,) presence."""
+        total = np.zeros(len(w))
+        acc = np.zeros((len(w), len(cond.window), sum(p.shape[2] for p in self.parts)))
+        for j, trials in cond.groups:
+            wg = w[:, trials]
+            total += wg.sum(axis=1)
+            src = cond.window - j
+            lo, hi = int(src.min()), int(src.max()) + 1  # contiguous source bins
+            col = 0
+            official = len(w) == 1 and bool(np.all(wg == 1.0))
+            for part in self.parts:
+                block = part[trials, lo:hi]  # (trial, bins, neuron_i)
+                if official:  # each trial once: a plain sum
+                    summed = block.sum(axis=0, dtype=np.float64)[None]
+                else:
+                    summed = (wg @ block.reshape(len(trials), -1)).reshape(len(w), hi - lo, -1)
+                acc[:, :, col : col + part.shape[2]] = (
+                    acc[:, :, col : col + part.shape[2]] + summed[:, src - lo]
+                )
+                col += part.shape[2]
+        present = total > 0
+        with np.errstate(invalid="ignore"):
+            mean = acc / np.where(present, total, 1.0)[:, None, None]
+        if np.isnan(mean[present]).any():
+            raise UserError(
+                f"{self.what}: NaN rate predictions inside the PSTH window of condition {c}"
+            )
+        return mean, present
 
     def score(self, w: np.ndarray, block: int = 32) -> np.ndarray:
         return np.concatenate([self._score(w[i : i + block]) for i in range(0, len(w), block)])
 
     def _score(self, w: np.ndarray) -> np.ndarray:
-        b, n_neurons = len(w), self.sum_y.shape[1]
-        ss_res = np.zeros((b, n_neurons))
-        included = np.zeros((b, len(self.trials)))
-        for c, (idx, x, t) in enumerate(zip(self.trials, self.rates, self.truth, strict=True)):
-            wc = w[:, idx].astype(np.float64)
-            total = wc.sum(axis=1)
-            present = total > 0
-            if len(idx) == 1:
-                pred = np.broadcast_to(x[0], (b, *x.shape[1:]))
-            else:
-                pred = (wc @ x.reshape(len(idx), -1)).reshape(b, *x.shape[1:])
-                pred = pred / np.where(present, total, 1.0)[:, None, None]
-            ss_res += np.where(present[:, None], ((t - pred) ** 2).sum(axis=1), 0.0)
+        ss_res = np.zeros((len(w), self.sum_y.shape[1]))
+        included = np.zeros((len(w), len(self.conditions)))
+        for c, cond in enumerate(self.conditions):
+            mean, present = self._mean(w, c, cond)
+            res = ((cond.truth - mean) ** 2).sum(axis=1)
+            ss_res += np.where(present[:, None], res, 0.0)
             included[:, c] = present
         sy, syy, n = included @ self.sum_y, included @ self.sum_yy, included @ self.rows
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -564,33 +608,38 @@ class _TpCorr:
     n_cond: int
 
     @classmethod
-    def build(cls, spikes: np.ndarray, rates: np.ndarray, behavior: np.ndarray) -> _TpCorr:
-        rates = np.asarray(rates, dtype=np.float64)
+    def build(cls, spikes: np.ndarray, parts: list[np.ndarray], behavior: np.ndarray) -> _TpCorr:
+        """``spikes``: eval held-out spikes, NaN outside the set-go window; ``parts``: eval
+        rate arrays (trial, time, neuron_i) whose neurons together make the rates."""
         behavior = np.asarray(behavior, dtype=np.float64)
+        n_trials, n_bins = parts[0].shape[:2]
         mask = ~np.isnan(np.asarray(spikes)[..., 0])  # (trial, time)
         require(
-            mask.shape == rates.shape[:2],
-            f"eval rates {rates.shape} do not match eval_spikes_heldout in trials and bins",
+            mask.shape == (n_trials, n_bins),
+            f"eval rates ({n_trials}, {n_bins}, ...) do not match eval_spikes_heldout in "
+            "trials and bins",
         )
         require(
-            behavior.ndim == 2 and len(behavior) == len(rates) and behavior.shape[1] >= 4,
-            f"eval_behavior: expected shape ({len(rates)}, 5) (is_eye, theta, is_short, ts, "
+            behavior.ndim == 2 and len(behavior) == n_trials and behavior.shape[1] >= 4,
+            f"eval_behavior: expected shape ({n_trials}, 5) (is_eye, theta, is_short, ts, "
             f"tp), got {behavior.shape}",
         )
-        diffs = np.diff(rates, axis=1)
-        step = np.sqrt(np.einsum("itn,itn->it", diffs, diffs))
+        sq = np.zeros((n_trials, n_bins - 1))
+        for part in parts:
+            d = np.diff(np.asarray(part, dtype=np.float64), axis=1)
+            sq += np.einsum("itn,itn->it", d, d)
         pairs = mask[:, :-1] & mask[:, 1:]
         n_in = mask.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            speed = np.where(pairs, step, 0.0).sum(axis=1) / pairs.sum(axis=1)
+            speed = np.where(pairs, np.sqrt(sq), 0.0).sum(axis=1) / pairs.sum(axis=1)
         speed = np.where(n_in >= 2, speed, np.nan)
         # A window with gaps: nlb_tools differences the kept bins as if adjacent.
         for i in np.flatnonzero((n_in >= 2) & (pairs.sum(axis=1) != n_in - 1)):
-            kept = rates[i][mask[i]]
+            kept = np.concatenate([p[i] for p in parts], axis=1, dtype=np.float64)[mask[i]]
             speed[i] = np.mean(np.linalg.norm(np.diff(kept, axis=0), axis=1))
         keys = behavior[:, :3]
         complete = ~np.isnan(keys).any(axis=1)
-        cond = np.full(len(rates), -1, dtype=np.intp)
+        cond = np.full(n_trials, -1, dtype=np.intp)
         n_cond = 0
         if complete.any():
             _, inverse = np.unique(keys[complete], axis=0, return_inverse=True)
@@ -645,7 +694,8 @@ class _Rows:
     parts: list[np.ndarray]
     trials: np.ndarray
     keep: np.ndarray | None
-    block_rows: int = 32768
+    what: str = "rates"
+    block_rows: int = 16384
 
     @classmethod
     def from_matrix(cls, x: np.ndarray) -> _Rows:
@@ -687,29 +737,17 @@ class _Rows:
             yield row, block
             row += len(block)
 
-    def mean(self) -> np.ndarray:
-        total = np.zeros(self.n_features)
-        for _, block in self.blocks():
-            total += block.sum(axis=0)
-        return total / max(self.n_rows, 1)
-
-    def check_finite(self, what: str) -> None:
-        for _, block in self.blocks():
-            if not np.isfinite(block).all():
-                raise UserError(
-                    f"{what}: NaN or infinite rate predictions in trials used for velocity decoding"
-                )
-
     def predict(self, fit: RidgeFit) -> np.ndarray:
-        return np.concatenate(
+        """(row, output) predictions; raises for non-finite rates."""
+        pred = np.concatenate(
             [fit.predict(b) for _, b in self.blocks()] or [np.zeros((0, fit.coef.shape[1]))]
         )
-
-
-def _solve_pos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from scipy.linalg import solve
-
-    return solve(a, b, assume_a="pos")
+        if not np.isfinite(pred).all():
+            raise UserError(
+                f"{self.what}: NaN or infinite rate predictions in trials used for velocity "
+                "decoding"
+            )
+        return pred
 
 
 def _velocity_stats(
@@ -719,6 +757,7 @@ def _velocity_stats(
     eval_parts: list[np.ndarray],
     eval_behavior: np.ndarray,
     eval_mask: np.ndarray,
+    key: str,
 ) -> list[_R2]:
     """One :class:`_R2` over eval trials per decode mask (column of the masks)."""
     n_eval = len(eval_parts[0])
@@ -730,10 +769,12 @@ def _velocity_stats(
         ev_y = eval_behavior[ev_trials].reshape(-1, eval_behavior.shape[-1])
         tr_keep = ~np.isnan(tr_y[:, 0])
         ev_keep = ~np.isnan(ev_y[:, 0])
-        tr_rows = _Rows(train_parts, tr_trials, None if tr_keep.all() else tr_keep)
-        ev_rows = _Rows(eval_parts, ev_trials, None if ev_keep.all() else ev_keep)
-        tr_rows.check_finite("train rates")
-        ev_rows.check_finite("eval rates")
+        tr_rows = _Rows(
+            train_parts, tr_trials, None if tr_keep.all() else tr_keep, f"{key}/train_rates"
+        )
+        ev_rows = _Rows(
+            eval_parts, ev_trials, None if ev_keep.all() else ev_keep, f"{key}/eval_rates"
+        )
         fit = ridge_cv(tr_rows, tr_y[tr_keep])
         pred = ev_rows.predict(fit)
         require(len(pred) > 0, f"eval_behavior: no non-NaN sample for decode mask {i}")
@@ -752,7 +793,10 @@ class Scores:
     """Scores of one dataset key.
 
     ``metrics``: official metrics under nlb_tools' names (plus extras on synthetic data);
-    ``ci``: bootstrap confidence interval per metric (empty without bootstrap);
+    ``ci``: bootstrap confidence interval per metric (empty without bootstrap): the
+    estimate +- z * the standard deviation of the metric over ``n_boot`` resamples of the
+    eval trials (Efron's standard interval; a percentile interval would sit below the
+    estimate for psth R2, whose resampled PSTHs average fewer distinct trials);
     ``per_neuron_bps``: co-bps of each held-out neuron, (heldout neuron,).
     """
 
@@ -796,14 +840,14 @@ def _score_arrays(
     spikes = tgt["eval_spikes_heldout"]
     n_eval = len(spikes)
     scorers: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
-    eval_parts = [sub["eval_rates_heldin"], sub["eval_rates_heldout"]]
+    # float64 once: numpy's mixed float32/float64 ufuncs are several times slower.
+    eval_parts = [sub[k].astype(np.float64) for k in ("eval_rates_heldin", "eval_rates_heldout")]
 
-    co = _BitsPerSpike.build(sub["eval_rates_heldout"], spikes, f"{key}/eval_rates_heldout")
+    co = _BitsPerSpike.build(eval_parts[1], spikes, f"{key}/eval_rates_heldout")
     scorers["co-bps"] = co.score
     if dataset == "dmfc_rsg":
         if "eval_behavior" in tgt:
-            eval_rates = np.concatenate(eval_parts, axis=-1, dtype=np.float64)
-            scorers["tp corr"] = _TpCorr.build(spikes, eval_rates, tgt["eval_behavior"]).score
+            scorers["tp corr"] = _TpCorr.build(spikes, eval_parts, tgt["eval_behavior"]).score
     elif "train_behavior" in tgt and "eval_behavior" in tgt:
         n_train = len(tgt["train_behavior"])
         train_mask = tgt.get("train_decode_mask", np.ones((n_train, 1), dtype=bool))
@@ -815,13 +859,13 @@ def _score_arrays(
             eval_parts,
             tgt["eval_behavior"],
             eval_mask,
+            key,
         )
         scorers["vel R2"] = lambda w: np.mean([s.score(w) for s in vel], axis=0)
     if "psth" in tgt:
-        eval_rates = np.concatenate(eval_parts, axis=-1, dtype=np.float64)
         scorers["psth R2"] = _Psth.build(
             tgt["psth"],
-            eval_rates,
+            eval_parts,
             tgt["eval_cond_idx"],
             tgt.get("eval_jitter"),
             f"{key}/eval_rates",
@@ -829,14 +873,10 @@ def _score_arrays(
     if "eval_rates_heldin_forward" in sub and "eval_spikes_heldin_forward" in tgt:
         fwd = _BitsPerSpike.build(
             np.concatenate(
-                [sub["eval_rates_heldin_forward"], sub["eval_rates_heldout_forward"]],
-                axis=2,
-                dtype=np.float64,
+                [sub["eval_rates_heldin_forward"], sub["eval_rates_heldout_forward"]], axis=2
             ),
             np.concatenate(
-                [tgt["eval_spikes_heldin_forward"], tgt["eval_spikes_heldout_forward"]],
-                axis=2,
-                dtype=np.float64,
+                [tgt["eval_spikes_heldin_forward"], tgt["eval_spikes_heldout_forward"]], axis=2
             ),
             f"{key}/eval_rates_*_forward",
         )
@@ -865,16 +905,12 @@ def _score_arrays(
     ci: dict[str, tuple[float, float]] = {}
     if n_boot > 0:
         w = bootstrap_weights(n_eval, n_boot, seed)
-        tail = 50.0 * (1.0 - confidence)
+        z = float(ndtri(0.5 + confidence / 2.0))
         for name, f in scorers.items():
             vals = f(w)
-            with np.errstate(invalid="ignore"):
-                lo, hi = (
-                    np.nanpercentile(vals, [tail, 100.0 - tail])
-                    if np.isfinite(vals).any()
-                    else (np.nan, np.nan)
-                )
-            ci[name] = (float(lo), float(hi))
+            vals = vals[np.isfinite(vals)]
+            se = float(np.std(vals, ddof=1)) if len(vals) > 1 else np.nan
+            ci[name] = (metrics[name] - z * se, metrics[name] + z * se)
     return Scores(key, metrics, ci, co.per_neuron(ones)[0], n_boot, confidence)
 
 
@@ -891,6 +927,14 @@ def _read(group: Any, key: str) -> Any:
     if isinstance(item, h5py.Dataset):
         return item[()]
     return item
+
+
+def _shape(group: Any, key: str) -> tuple[int, ...] | None:
+    """Shape of ``group[key]`` without reading it (None if absent)."""
+    if key not in group:
+        return None
+    item = group[key]
+    return tuple(item.shape) if hasattr(item, "shape") else np.shape(item)
 
 
 def _float_array(value: Any, where: str, expected: str, ndim: int | tuple[int, ...]) -> np.ndarray:
@@ -973,27 +1017,28 @@ class Evaluator:
 
     def expected_shapes(self, target: Any) -> dict[str, tuple[int, ...]]:
         """Exact submission shapes implied by ``target`` (and the NLB sizes)."""
-        spikes = _read(target, "eval_spikes_heldout")
+        spikes = _shape(target, "eval_spikes_heldout")
         require(spikes is not None, f"target '{self.key}': missing key 'eval_spikes_heldout'")
-        n_eval, n_bins, n_out = np.shape(spikes)
-        n_in = None
-        fwd = _read(target, "eval_spikes_heldin_forward")
-        if fwd is not None:
-            n_in, n_fwd = np.shape(fwd)[2], np.shape(fwd)[1]
-        else:
-            n_fwd = None
-        psth = _read(target, "psth")
-        if n_in is None and psth is not None:
-            n_in = np.shape(psth)[2] - n_out
-        if n_in is None and self.dataset in NLB_SHAPES:
+        require(
+            len(spikes) == 3,
+            f"target '{self.key}/eval_spikes_heldout': expected a (trial, time, neuron) array, "
+            f"got shape {spikes}",
+        )
+        n_eval, n_bins, n_out = spikes
+        n_in = n_fwd = None
+        fwd, psth = _shape(target, "eval_spikes_heldin_forward"), _shape(target, "psth")
+        if fwd is not None and len(fwd) == 3:
+            n_fwd, n_in = fwd[1], fwd[2]
+        elif psth is not None and len(psth) == 3:
+            n_in = psth[2] - n_out
+        elif self.dataset in NLB_SHAPES:
             n_in = NLB_SHAPES[self.dataset].n_heldin
         shapes: dict[str, tuple[int, ...]] = {}
-        beh = _read(target, "train_behavior")
-        if self.needs_train_rates and beh is not None:
-            n_train = len(beh)
-            shapes["train_rates_heldout"] = (n_train, n_bins, n_out)
+        beh = _shape(target, "train_behavior")
+        if self.needs_train_rates and beh and "eval_behavior" in target:
+            shapes["train_rates_heldout"] = (beh[0], n_bins, n_out)
             if n_in is not None:
-                shapes["train_rates_heldin"] = (n_train, n_bins, n_in)
+                shapes["train_rates_heldin"] = (beh[0], n_bins, n_in)
         shapes["eval_rates_heldout"] = (n_eval, n_bins, n_out)
         if n_in is not None:
             shapes["eval_rates_heldin"] = (n_eval, n_bins, n_in)
@@ -1129,8 +1174,8 @@ class Evaluator:
     ) -> Scores:
         """Score one key's submission group against its target group (dicts or h5 groups).
 
-        ``n_boot`` > 0 adds percentile bootstrap intervals (eval trials resampled with
-        replacement, seeded by ``seed``) at level ``confidence``.
+        ``n_boot`` > 0 adds bootstrap intervals (eval trials resampled with replacement,
+        seeded by ``seed``) at level ``confidence``; see :class:`Scores`.
         """
         sub, tgt = self.check(submission, target)
         return _score_arrays(

@@ -77,6 +77,9 @@ def _atomic_h5(path: Path, fill: Any, merge: bool, replaced: set[str]) -> Path:
                         if key not in replaced:
                             src.copy(src[key], dst, name=key)
             fill(dst)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -368,5 +371,6 @@ def validate_submission(
                     )
                 _validate_group(key, group, tgt_group, problems)
     except UserError as exc:
-        return [*problems, Problem("error", where, str(exc))]
+        message = str(exc).removeprefix(f"submission {where}: ").removeprefix("target ")
+        return [*problems, Problem("error", where, message)]
     return problems

@@ -89,17 +89,18 @@ def make_case(
         n_cond = 6
         cond = rng.integers(0, n_cond, n_trials)
         z = _latents(rng, n_cond, total)[cond] + 0.1 * rng.normal(size=(n_trials, total, 3))
-    weights = rng.normal(0, 0.6, size=(z.shape[2], n_neurons))
-    base = np.log(rng.uniform(0.05, 0.3, n_neurons) * bin_ms / 5)
-    rates = np.exp(z @ weights + base)  # (trial, time+fwd, neuron)
-    spikes = rng.poisson(rates).astype(np.float64)
+    weights = rng.normal(0, 0.6, size=(z.shape[2], n_neurons)).astype(np.float32)
+    base = np.log(rng.uniform(0.05, 0.3, n_neurons) * bin_ms / 5).astype(np.float32)
+    z = z.astype(np.float32)
+    rates = np.exp(z @ weights + base)  # (trial, time+fwd, neuron), float32 to fit full sizes
+    spikes = rng.poisson(rates).astype(np.float32)
     velocity = z[..., :2] @ rng.normal(size=(2, 2)) + 0.3 * rng.normal(size=(n_trials, total, 2))
 
     tr, ev = np.arange(n_train), np.arange(n_train, n_trials)
     target: dict[str, np.ndarray] = {
-        "eval_spikes_heldout": spikes[ev, :n_bins, n_in:].copy(),
-        "eval_spikes_heldin_forward": spikes[ev, n_bins:, :n_in].copy(),
-        "eval_spikes_heldout_forward": spikes[ev, n_bins:, n_in:].copy(),
+        "eval_spikes_heldout": spikes[ev, :n_bins, n_in:].astype(np.float64),
+        "eval_spikes_heldin_forward": spikes[ev, n_bins:, :n_in].astype(np.float64),
+        "eval_spikes_heldout_forward": spikes[ev, n_bins:, n_in:].astype(np.float64),
     }
     if dmfc:
         # Set-go window at the end of the trial, front-padded with NaN.
@@ -155,12 +156,11 @@ def make_case(
             target["train_jitter"] = np.zeros(n_train, dtype=np.int64)
 
     if kind == "random":
-        pred = rng.gamma(2.0, rates.mean() / 2.0, size=rates.shape)
+        pred = rng.gamma(2.0, rates.mean() / 2.0, size=rates.shape).astype(np.float32)
     else:
-        pred = rates * rng.lognormal(0.0, 0.3, size=rates.shape)
+        pred = rates * rng.lognormal(0.0, 0.3, size=rates.shape).astype(np.float32)
         if kind == "zeros":
             pred[rng.random(pred.shape) < 0.05] = 0.0
-    pred = pred.astype(np.float32)
     submission = {
         "eval_rates_heldin": pred[ev, :n_bins, :n_in],
         "eval_rates_heldout": pred[ev, :n_bins, n_in:],

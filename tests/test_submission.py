@@ -275,7 +275,10 @@ def test_cli_submit_then_score(tmp_path: Path, capsys) -> None:
     assert code == 0, out
     (path,) = (tmp_path / "submissions").iterdir()
     assert path.name == "mean_rate_lorenz_tiny_20ms.h5"
+    assert validate_submission(path, target) == []
     code, out, _ = cli(["score", str(path), "--target", str(target), "--json"], capsys)
     assert code == 0
-    scores = json.loads(out)["lorenz_tiny_20"]
+    ((key, scores),) = json.loads(out).items()
+    assert key.startswith("lorenz") and key.endswith("_20")
     assert {"co-bps", "psth R2", "fp-bps"} <= set(scores)
+    assert scores["co-bps"] < 0.2  # a mean-rate model: little above the null model

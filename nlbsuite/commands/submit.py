@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     pred = fit_predict(args.model, data, preset=args.preset, seed=args.seed)
     print(f"{args.model}: fit {pred.fit_seconds:.1f} s, predict {pred.predict_seconds:.1f} s")
     name = pred.model.info.name
-    path = args.into or args.out / f"{name}_{data.dataset}_{data.bin_width_ms}ms.h5"
+    path = args.into or args.out / f"{name}_{args.dataset}_{data.bin_width_ms}ms.h5"
     write_submission(path, {data.key: pred.rates}, merge=args.into is not None)
     print(f"wrote {path} (group '{data.key}')")
     if args.target_out is not None:

@@ -85,6 +85,10 @@ def test_files_with_many_datasets_match(tmp_path) -> None:
         "mc_maze_scaling_split", "mc_maze_scaling_20_split",
     ]  # fmt: skip
     assert_same(expected, score_submission(target_path, sub_path))
+    nlb_sub_path = str(tmp_path / "submission_by_nlb_tools.h5")  # float32 via dlen=32
+    save_to_h5(submissions, nlb_sub_path)
+    assert_same(nlb_eval.evaluate(target_path, nlb_sub_path),
+                score_submission(target_path, nlb_sub_path))  # fmt: skip
 
 
 def test_nlbsuite_target_files_are_read_by_nlb_tools(tmp_path) -> None:

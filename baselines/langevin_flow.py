@@ -33,8 +33,8 @@ Model
   ``kl_warmup_epochs`` (the L2 weight decay ramps the same way over ``l2_warmup_epochs``).
   Coordinated dropout on the held-in input: entries are kept with probability ``cd_rate``
   (scaled by ``1/cd_rate``); the NLL of held-in observed entries that were kept passes
-  gradients only for a random ``1 - cd_rate`` share (held-out neurons and forward bins always
-  do), as in the authors' code. Adam + ReduceLROnPlateau on the validation NLL; the
+  gradients only for a random ``cd_pass_rate`` share (held-out neurons and forward bins always
+  do); ``cd_pass_rate=None`` means ``1 - cd_rate``, as in the authors' code. Adam + ReduceLROnPlateau on the validation NLL; the
   checkpoint with the lowest validation NLL (train trials held out inside ``fit``) is kept.
 - Prediction: mean over ``n_samples`` posterior/Langevin samples of the log-rates, then exp.
 
@@ -108,6 +108,7 @@ class LangevinFlowConfig(ModelConfig):
     l2_warmup_epochs: int = 500
     weight_decay: float = 2e-5
     cd_rate: float = 0.5
+    cd_pass_rate: float | None = None
     lr: float = 3e-3
     lr_factor: float = 0.95
     lr_patience: int = 10
@@ -164,6 +165,23 @@ def gaussian_kl(mean: torch.Tensor, var: float, prior_var: float) -> torch.Tenso
     return (0.5 * mean.pow(2) / prior_var + const).sum(-1)
 
 
+def langevin_step(
+    z: torch.Tensor,
+    v: torch.Tensor,
+    grad_u: torch.Tensor,
+    noise: torch.Tensor,
+    gamma: float,
+    dt: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One underdamped Langevin step: ``(z_{t+1}, v_{t+1}, mean of v_{t+1})``.
+
+    ``z_{t+1} = z_t + dt v_t``; ``v_{t+1} = (1 - gamma) v_t - dt grad_u + sqrt(2 gamma) noise``
+    with ``grad_u = grad U(z_t)`` and standard-normal ``noise``; all (batch, H).
+    """
+    v_mean = (1.0 - gamma) * v - dt * grad_u
+    return z + dt * v, v_mean + math.sqrt(2.0 * gamma) * noise, v_mean
+
+
 def warmup(epoch: int, n_epochs: int) -> float:
     """Linear ramp from 0 at epoch 0 to 1 at ``n_epochs`` (1 throughout if ``n_epochs`` is 0)."""
     return min(1.0, epoch / n_epochs) if n_epochs > 0 else 1.0
@@ -218,14 +236,12 @@ class LangevinFlowNet(nn.Module):
         v = sample(v_mean, (0.5 * v_logvar).exp())
         kl = gaussian_kl_std_normal(z_mean, z_logvar) + gaussian_kl_std_normal(v_mean, v_logvar)
 
-        noise_std = math.sqrt(2.0 * cfg.gamma)
         force = self.potential.force_matrix()
         zs, vs = [z], [v]
         for _ in range(hidden.shape[1] - 1):
-            v_next_mean = (1.0 - cfg.gamma) * v - cfg.dt * (z @ force)
-            kl = kl + gaussian_kl(v_next_mean, 2.0 * cfg.gamma, cfg.velocity_prior_var)
-            z = z + cfg.dt * v
-            v = sample(v_next_mean, noise_std)
+            noise = torch.randn(v.shape, generator=generator, device=v.device)
+            z, v, v_mean = langevin_step(z, v, z @ force, noise, cfg.gamma, cfg.dt)
+            kl = kl + gaussian_kl(v_mean, 2.0 * cfg.gamma, cfg.velocity_prior_var)
             zs.append(z)
             vs.append(v)
         latents = torch.cat([torch.stack(zs, 1), torch.stack(vs, 1), hidden], dim=-1)
@@ -377,7 +393,8 @@ class LangevinFlow(ModelAdapter):
         log_rates, kl = self._net((x * keep) / cfg.cd_rate, self._n_forward, gen)
         nll = F.poisson_nll_loss(log_rates, y, log_input=True, full=False, reduction="none")
         # Held-in observed entries seen by the encoder pass gradients only for a random share.
-        passes = torch.rand(x.shape, generator=gen, device=x.device) >= cfg.cd_rate
+        pass_rate = 1.0 - cfg.cd_rate if cfg.cd_pass_rate is None else cfg.cd_pass_rate
+        passes = torch.rand(x.shape, generator=gen, device=x.device) < pass_rate
         grad_in = (~keep | passes).float()
         grad_mask = torch.ones_like(nll)
         grad_mask[:, : x.shape[1], : x.shape[2]] = grad_in

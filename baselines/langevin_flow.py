@@ -319,7 +319,11 @@ class LangevinFlow(ModelAdapter):
         gen = torch.Generator(device=device).manual_seed(self.seed)
         self._n_in, self._n_bins, self._n_forward = data.n_heldin, data.n_bins, data.n_forward
         n_out = data.n_heldin + data.n_heldout
-        self._net = net = LangevinFlowNet(data.n_heldin, n_out, cfg).to(device)
+        net = LangevinFlowNet(data.n_heldin, n_out, cfg)
+        with torch.no_grad():  # start at each neuron's mean rate (log of mean count per bin)
+            mean_count = data.train_spikes_full().mean(axis=(0, 1))
+            net.readout.bias.copy_(torch.as_tensor(np.log(np.maximum(mean_count, 1e-3))))
+        self._net = net = net.to(device)
 
         x_all, y_all, m_all = (
             torch.as_tensor(a, dtype=torch.float32, device=device)

@@ -92,7 +92,13 @@ PAPER_SETTINGS: dict[str, dict[str, Any]] = {
 @dataclass
 class LangevinFlowConfig(ModelConfig):
     """Hyperparameters. ``hidden`` is the GRU size and the size of z and of v (the decoder
-    width is ``3 * hidden``); it must be a multiple of ``n_channels`` and even."""
+    width is ``3 * hidden``); it must be a multiple of ``n_channels`` and even.
+
+    ``cd_rate``: probability that a held-in input entry is kept (authors' convention).
+    ``min_batches_per_epoch``: an epoch makes as many passes over the training trials as it
+    takes to reach this many optimizer steps, so small datasets (MC_Maze_Small) get enough
+    updates per epoch for the epoch-based warm-ups, LR schedule and checkpointing.
+    """
 
     hidden: int = 280
     n_channels: int = 4
@@ -115,6 +121,7 @@ class LangevinFlowConfig(ModelConfig):
     lr_min: float = 1e-5
     grad_clip: float | None = None
     batch_size: int = 256
+    min_batches_per_epoch: int = 1
     epochs: int = 2000
     early_stop_patience: int | None = None
     valid_fraction: float = 0.1
@@ -267,8 +274,8 @@ class LangevinFlow(ModelAdapter):
             l2_warmup_epochs=5, n_samples=4, val_samples=1, device="cpu",
         ),
         "cpu": dict(
-            hidden=64, ff_dim=128, epochs=400, batch_size=128, lr=5e-3, kl_warmup_epochs=100,
-            l2_warmup_epochs=100, use_eval_heldin=True, n_samples=50,
+            hidden=32, ff_dim=128, lr=5e-3, batch_size=32, min_batches_per_epoch=32, epochs=40,
+            kl_warmup_epochs=10, l2_warmup_epochs=10, cd_pass_rate=0.0, use_eval_heldin=True,
         ),
         "paper": dict(paper_dataset_settings=True),
     }  # fmt: skip
@@ -337,6 +344,8 @@ class LangevinFlow(ModelAdapter):
         fit_idx = np.concatenate([np.sort(perm[n_valid:]), np.arange(n_train, x_all.shape[0])])
         fit_idx_t = torch.as_tensor(fit_idx, device=device)
 
+        n_batches = math.ceil(len(fit_idx) / cfg.batch_size)
+        passes = max(1, math.ceil(cfg.min_batches_per_epoch / n_batches))  # per epoch
         optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=0.0)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, factor=cfg.lr_factor, patience=cfg.lr_patience, threshold=0.0,
@@ -353,7 +362,12 @@ class LangevinFlow(ModelAdapter):
             wd = cfg.weight_decay * warmup(epoch, cfg.l2_warmup_epochs)
             optimizer.param_groups[0]["weight_decay"] = wd
             net.train()
-            order = fit_idx_t[torch.randperm(len(fit_idx_t), generator=gen, device=device)]
+            order = torch.cat(
+                [
+                    fit_idx_t[torch.randperm(len(fit_idx_t), generator=gen, device=device)]
+                    for _ in range(passes)
+                ]
+            )
             totals, count = np.zeros(2), 0
             for batch in order.split(cfg.batch_size):
                 nll, kl = self._batch_loss(x_all[batch], y_all[batch], m_all[batch], gen)
@@ -398,8 +412,8 @@ class LangevinFlow(ModelAdapter):
         nll = F.poisson_nll_loss(log_rates, y, log_input=True, full=False, reduction="none")
         # Held-in observed entries seen by the encoder pass gradients only for a random share.
         pass_rate = 1.0 - cfg.cd_rate if cfg.cd_pass_rate is None else cfg.cd_pass_rate
-        passes = torch.rand(x.shape, generator=gen, device=x.device) < pass_rate
-        grad_in = (~keep | passes).float()
+        pass_mask = torch.rand(x.shape, generator=gen, device=x.device) < pass_rate
+        grad_in = (~keep | pass_mask).float()
         grad_mask = torch.ones_like(nll)
         grad_mask[:, : x.shape[1], : x.shape[2]] = grad_in
         weighted = nll * mask

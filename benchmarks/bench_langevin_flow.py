@@ -62,7 +62,9 @@ def main() -> int:
 
     rows = []
     if args.part in ("all", "lorenz"):
-        rows.append(run_one(make_lorenz(phase="val", seed=0), results, args.overwrite, args.threads))
+        rows.append(
+            run_one(make_lorenz(phase="val", seed=0), results, args.overwrite, args.threads)
+        )
     if args.part in ("all", "mc_maze_small"):
         if MC_MAZE_SMALL.exists():
             data = phase_data_from_h5(MC_MAZE_SMALL)
@@ -73,7 +75,9 @@ def main() -> int:
     for row in rows:
         print(f"\n== {row['dataset']} (cpu preset, seed 0, {args.threads} torch thread(s)) ==")
         for key, value in row.items():
-            print(f"  {key:18s} {value:.4f}" if isinstance(value, float) else f"  {key:18s} {value}")
+            print(
+                f"  {key:18s} {value:.4f}" if isinstance(value, float) else f"  {key:18s} {value}"
+            )
         smooth = recorded_smoothing(results, row["dataset"])
         checks = {f"co-bps > smoothing ({smooth:.3f})": row["co-bps"] > smooth}
         if "rate R2" in row:

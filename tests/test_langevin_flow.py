@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 
@@ -162,3 +163,16 @@ def test_bad_hidden_size_is_a_user_error(tiny_lorenz: PhaseData) -> None:
     model = LangevinFlow(LangevinFlowConfig(hidden=18, n_channels=4))
     with pytest.raises(UserError, match="hidden=18"):
         model.fit(tiny_lorenz.model_input())
+
+
+def test_data_without_forward_window(tiny_lorenz: PhaseData) -> None:
+    data = dataclasses.replace(
+        tiny_lorenz.model_input(),
+        train_spikes_heldin_forward=None,
+        train_spikes_heldout_forward=None,
+    )
+    model = LangevinFlow(LangevinFlow.make_config("smoke", {"epochs": 1}))
+    model.fit(data)
+    rates = model.predict(data)
+    assert rates.eval_rates_heldin_forward is None and rates.eval_rates_heldout_forward is None
+    assert rates.eval_rates_heldout.shape == (8, tiny_lorenz.n_bins, tiny_lorenz.n_heldout)

@@ -97,7 +97,8 @@ PAPER_SETTINGS: dict[str, dict[str, Any]] = {
 @dataclass
 class LangevinFlowConfig(ModelConfig):
     """Hyperparameters. ``hidden`` is the GRU size and the size of z and of v (the decoder
-    width is ``3 * hidden``); it must be a multiple of ``n_channels`` and even.
+    width is ``3 * hidden``); it must be a multiple of ``n_channels``, and ``3 * hidden`` a
+    multiple of ``n_heads``.
 
     ``cd_rate``: probability that a held-in input entry is kept (authors' convention).
     ``min_batches_per_epoch``: an epoch makes as many passes over the training trials as it
@@ -291,8 +292,9 @@ class LangevinFlow(ModelAdapter):
         if cfg.paper_dataset_settings and data.dataset in PAPER_SETTINGS:
             cfg = replace(cfg, **PAPER_SETTINGS[data.dataset])
         require(
-            cfg.hidden % cfg.n_channels == 0 and cfg.hidden % 2 == 0,
-            f"config hidden={cfg.hidden}: must be even and a multiple of n_channels={cfg.n_channels}",
+            cfg.hidden % cfg.n_channels == 0 and (3 * cfg.hidden) % cfg.n_heads == 0,
+            f"config hidden={cfg.hidden}: must be a multiple of n_channels={cfg.n_channels}, "
+            f"and 3 * hidden a multiple of n_heads={cfg.n_heads}",
         )
         require(0.0 < cfg.cd_rate <= 1.0, f"config cd_rate={cfg.cd_rate}: expected (0, 1]")
         return cfg

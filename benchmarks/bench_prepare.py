@@ -74,15 +74,16 @@ def worker_nlb_tools(folder: str, out: str) -> dict:
         ds, DATASET, "train", "val", save_file=False, include_psth=True
     )
     total = time.perf_counter() - start
+    peak = _peak_mb()  # before pickling (which copies arrays)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     with open(out, "wb") as f:
         pickle.dump((train, evals, target), f)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {
         "seconds": total,
         "load_resample_s": t_load,
         "inputs_s": t_inputs - t_load,
         "target_psth_s": total - t_inputs,
-        "peak_mb": _peak_mb(),
+        "peak_mb": peak,
         "pool_child_peak_mb": children,
     }
 
@@ -96,6 +97,7 @@ def worker_nlbsuite(folder: str, out: str, cache_dir: str, use_cache: bool) -> d
     start = time.perf_counter()
     data = load_nlb(DATASET, "val", BIN_MS, nwb_paths=paths, use_cache=use_cache)
     total = time.perf_counter() - start
+    peak = _peak_mb()
     if out:
         t = data.target
         with open(out, "wb") as f:
@@ -109,7 +111,7 @@ def worker_nlbsuite(folder: str, out: str, cache_dir: str, use_cache: bool) -> d
                 },
                 f,
             )
-    return {"seconds": total, "peak_mb": _peak_mb()}
+    return {"seconds": total, "peak_mb": peak}
 
 
 # ----------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def test_dmfc_jitter_is_seeded(sessions: dict[str, list[Path]]) -> None:
 def _direct_group(group: SpikeGroup, n_ms: int, kern_sd: int, bin_ms: int) -> np.ndarray:
     """nlb_tools' path: 1 ms array with NaNs, smooth each NaN-free run, resample."""
     x = np.zeros((n_ms, group.n_units))
-    np.add.at(x, (group.spike_ms, group.spike_unit), 1.0)
+    np.add.at(x, (group.spike_ms, group.spike_unit()), 1.0)
     x[~group.valid_ms] = np.nan
     w = gaussian_kernel(kern_sd)
     c = (len(w) - 1) // 2
@@ -148,7 +148,9 @@ def _punch_holes(rec: Recording, rng: np.random.Generator, n: int) -> Recording:
         a = int(s + rng.integers(150, 600))
         valid[a : a + int(rng.integers(3, 60))] = False
     keep = valid[group.spike_ms]
-    holed = SpikeGroup(group.unit_ids, group.spike_ms[keep], group.spike_unit[keep], valid)
+    holed = SpikeGroup.from_spikes(
+        group.unit_ids, group.spike_ms[keep], group.spike_unit()[keep], valid
+    )
     return dataclasses.replace(rec, heldin=holed)
 
 

@@ -110,8 +110,8 @@ def _empty_train(
     win = trial_windows(rec, eval_mask, spec.input_window, binned.bin_ms, binned.n_bins)
     n_bins = int(win.length[0]) if len(win.length) else 0
     n_fwd = spec.fp_len_ms // binned.bin_ms
-    n_in = binned.heldin.shape[1]
-    n_out = 0 if binned.heldout is None else binned.heldout.shape[1]
+    n_in = binned.heldin.shape[0]
+    n_out = 0 if binned.heldout is None else binned.heldout.shape[0]
     return {
         "train_spikes_heldin": np.zeros((0, n_bins, n_in), np.float32),
         "train_spikes_heldout": np.zeros((0, n_bins, n_out), np.float32),

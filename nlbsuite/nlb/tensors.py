@@ -42,7 +42,7 @@ class Binned:
 
     bin_ms: int
     n_bins: int
-    heldin: np.ndarray  # (n_bins, n_heldin) uint16 counts
+    heldin: np.ndarray  # (n_heldin, n_bins) uint16 counts
     heldin_nan: np.ndarray  # (n_bins,) bool
     heldout: np.ndarray | None
     heldout_nan: np.ndarray | None
@@ -51,19 +51,13 @@ class Binned:
 
 
 def bin_spikes(group: SpikeGroup, bin_ms: int, n_bins: int) -> np.ndarray:
-    """(n_bins, n_units) spike counts per bin (uint16), chunked to bound memory."""
-    counts = np.zeros((n_bins, group.n_units), dtype=np.uint16)
-    bins = group.spike_ms // bin_ms
-    n = group.n_units
-    chunk = max(1, 4_000_000 // max(n, 1))
-    for b0 in range(0, n_bins, chunk):
-        b1 = min(b0 + chunk, n_bins)
-        lo, hi = np.searchsorted(bins, [b0, b1])
-        key = (bins[lo:hi] - b0) * n + group.spike_unit[lo:hi]
-        block = np.bincount(key, minlength=(b1 - b0) * n)
-        if block.size and block.max() > np.iinfo(np.uint16).max:
+    """(n_units, n_bins) spike counts per bin (uint16), unit-major for fast filling."""
+    counts = np.zeros((group.n_units, n_bins), dtype=np.uint16)
+    for u in range(group.n_units):
+        col = np.bincount(group.unit_spikes(u) // bin_ms, minlength=n_bins)
+        if col.size and col.max() > np.iinfo(np.uint16).max:
             raise UserError("spike counts per bin exceed 65535: not NLB spike data")
-        counts[b0:b1] = block.reshape(b1 - b0, n)
+        counts[u] = col
     return counts
 
 
@@ -213,8 +207,10 @@ def fixed_index(win: Windows, drop: np.ndarray | None, what: str) -> np.ndarray:
     if len(win.rows) == 0:
         return np.zeros((0, 0), dtype=np.int64)
     lengths = win.length
-    if (drop is None or not drop.any()) and np.all(lengths == lengths[0]):
-        return win.first[:, None] + np.arange(lengths[0])[None, :]
+    if np.all(lengths == lengths[0]):
+        idx = win.first[:, None] + np.arange(lengths[0])[None, :]
+        if drop is None or not drop[idx].any():  # the usual case: nothing to drop
+            return idx
     rows = window_bins(win, drop)
     sizes = {len(r) for r in rows}
     if len(sizes) != 1:
@@ -226,7 +222,8 @@ def fixed_index(win: Windows, drop: np.ndarray | None, what: str) -> np.ndarray:
 
 
 def _take(counts: np.ndarray, nan_bins: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    out = counts[idx].astype(np.float32)
+    """(trial, time, unit) float32 spikes of bins ``idx`` from unit-major ``counts``."""
+    out = np.ascontiguousarray(np.moveaxis(counts[:, idx], 0, -1), dtype=np.float32)
     if idx.size and nan_bins[idx].any():
         out[nan_bins[idx]] = np.nan
     return out
@@ -244,7 +241,7 @@ def stacked_spikes(
         raise UserError(f"{what}: the recording has no held-out units")
     if idx.size == 0:
         return np.zeros(
-            (len(win.rows), idx.shape[1] if idx.ndim == 2 else 0, counts.shape[1]), np.float32
+            (len(win.rows), idx.shape[1] if idx.ndim == 2 else 0, counts.shape[0]), np.float32
         )
     return _take(counts, nan_bins, idx)
 
@@ -264,6 +261,8 @@ def jagged(
     wanted, in order (a row without a window stays all-NaN); ``max_len``: ``seg_len`` in
     bins, default the longest window.
     """
+    if drop is None and jitter_bins is None and pad == "back":  # vectorised common case
+        return _jagged_back(values, win, trial_rows, max_len)
     rows = window_bins(win, drop)
     by_row = dict(zip(win.rows.tolist(), rows, strict=True))
     if max_len is None:
@@ -297,11 +296,38 @@ def jagged(
     return out
 
 
+def _jagged_back(
+    values: np.ndarray, win: Windows, trial_rows: np.ndarray, max_len: int | None
+) -> np.ndarray:
+    """:func:`jagged` without dropped rows or jitter, back-padded, without a Python loop."""
+    if max_len is None:
+        max_len = int(win.length.max()) if len(win.length) else 0
+    out = np.full((len(trial_rows), max_len, values.shape[1]), np.nan)
+    pos = np.searchsorted(win.rows, trial_rows)
+    pos = np.clip(pos, 0, max(len(win.rows) - 1, 0))
+    has = (
+        (len(win.rows) > 0) & (win.rows[pos] == trial_rows)
+        if len(win.rows)
+        else np.zeros(len(trial_rows), bool)
+    )
+    if not has.any():
+        return out
+    first, length = win.first[pos[has]], np.minimum(win.length[pos[has]], max_len)
+    t = np.arange(max_len)
+    inside = t[None, :] < length[:, None]
+    idx = np.where(inside, first[:, None] + t[None, :], 0)
+    block = values[idx]
+    block[~inside] = np.nan
+    out[has] = block
+    return out
+
+
 def _spike_values(binned: Binned, heldout: bool) -> np.ndarray:
+    """(n_bins, n_units) float64 counts with NaN bins, for :func:`jagged`."""
     counts, nan_bins = (
         (binned.heldout, binned.heldout_nan) if heldout else (binned.heldin, binned.heldin_nan)
     )
-    vals = counts.astype(np.float64)
+    vals = counts.T.astype(np.float64)
     vals[nan_bins] = np.nan
     return vals
 

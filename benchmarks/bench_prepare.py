@@ -40,6 +40,14 @@ def _oracle_python() -> str | None:
 
 
 def _peak_mb() -> float:
+    """Peak resident memory of this process image: VmHWM (ru_maxrss would also count the
+    parent's memory from before exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -88,9 +96,26 @@ def worker_nlb_tools(folder: str, out: str) -> dict:
     }
 
 
+def worker_generate(folder: str, n_trials: str, n_neurons: str, n_conditions: str) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from nlbsuite.nlb.synthetic import SyntheticSpec, write_synthetic
+
+    spec = SyntheticSpec(
+        layout="mc_maze",
+        n_trials=int(n_trials),
+        n_neurons=int(n_neurons),
+        n_conditions=int(n_conditions),
+        seed=0,
+        truth=False,
+    )
+    return {"paths": [str(p) for p in write_synthetic(folder, spec)]}
+
+
 def worker_nlbsuite(folder: str, out: str, cache_dir: str, use_cache: bool) -> dict:
     os.environ["NLBSUITE_CACHE"] = cache_dir
     sys.path.insert(0, str(ROOT))
+    import scipy.signal  # noqa: F401  imported before timing, as nlb_tools' modules are
+
     from nlbsuite.nlb import load_nlb
 
     paths = sorted(Path(folder).glob("*.nwb"))
@@ -163,19 +188,10 @@ def _agree(ours_pkl: str, ref_pkl: str) -> str:
 def bench(
     n_trials: int, n_neurons: int, n_conditions: int, workdir: Path, skip_nlb_tools: bool
 ) -> dict:
-    sys.path.insert(0, str(ROOT))
-    from nlbsuite.nlb.synthetic import SyntheticSpec, write_synthetic
-
-    spec = SyntheticSpec(
-        layout="mc_maze",
-        n_trials=n_trials,
-        n_neurons=n_neurons,
-        n_conditions=n_conditions,
-        seed=0,
-        truth=False,
-    )
+    folder = str(workdir / f"s{n_trials}x{n_neurons}x{n_conditions}")
     t0 = time.perf_counter()
-    paths = write_synthetic(workdir / f"s{n_trials}x{n_neurons}", spec)
+    _run(sys.executable, ["generate", folder, str(n_trials), str(n_neurons), str(n_conditions)])
+    paths = sorted(Path(folder).rglob("*.nwb"))
     folder = str(paths[0].parent)
     gen_s = time.perf_counter() - t0
     import h5py
@@ -185,7 +201,7 @@ def bench(
     for p in paths:
         with h5py.File(p, "r") as f:
             n_spikes += f["units/spike_times"].shape[0]
-            n_ms += int(round(f["units/obs_intervals"][()].max() * 1000))
+            n_ms += round(f["units/obs_intervals"][()].max() * 1000)
     row = {
         "trials": n_trials,
         "neurons": n_neurons,
@@ -245,6 +261,8 @@ def main() -> None:
         kind, *rest = args.worker
         if kind == "nlb_tools":
             print(json.dumps(worker_nlb_tools(*rest)))
+        elif kind == "generate":
+            print(json.dumps(worker_generate(*rest)))
         else:
             folder, out, cache, use_cache = rest
             print(json.dumps(worker_nlbsuite(folder, out, cache, use_cache == "1")))

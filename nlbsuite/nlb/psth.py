@@ -15,7 +15,6 @@ summed PSTH. A trial touching missing data is computed on its own, exactly.
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
 
 from nlbsuite.nlb.nwb import Recording, SpikeGroup
 from nlbsuite.nlb.specs import PsthSpec
@@ -26,6 +25,8 @@ _CHUNK_CELLS = 4_000_000  # histogram cells per batch (float64: 32 MB)
 
 def gaussian_kernel(kern_sd_ms: int) -> np.ndarray:
     """nlb_tools' smoothing kernel at 1 ms: ``gaussian(int(6 sd), sd)``, normalised."""
+    from scipy import signal
+
     window = signal.windows.gaussian(int(6 * kern_sd_ms), kern_sd_ms, sym=True)
     return window / np.sum(window)
 
@@ -136,9 +137,11 @@ class _GroupSmoother:
             ms = self.group.unit_spikes(u)
             ms = ms[(ms >= lo) & (ms < lo + width)]
             np.add.at(x[:, u], ms - lo, 1.0)
+        from scipy.signal import fftconvolve
+
         smooth = np.full_like(x, np.nan)
         for s, e in zip(*_runs(valid), strict=True):
-            full = signal.fftconvolve(x[s:e], self.kernel[:, None], axes=0)
+            full = fftconvolve(x[s:e], self.kernel[:, None], axes=0)
             smooth[s:e] = np.maximum(full[self.center : self.center + (e - s)], 0.0)
         first_local = self.lead + np.arange(n_bins) * f
         cols = first_local[:, None] + np.arange(f)[None, :]

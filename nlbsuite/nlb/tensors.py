@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
 
 from nlbsuite.errors import UserError
 from nlbsuite.nlb.nwb import NAT, NS_PER_MS, Recording, SpikeGroup
@@ -76,6 +75,8 @@ def resample_signal(x: np.ndarray, factor: int, dtype: np.dtype | None = None) -
             ok = ~np.isnan(col)
             if ok.any() and not ok.all():
                 x[:, d] = np.interp(pos, pos[ok], col[ok])
+    from scipy import signal  # imported here: cached loads need no scipy
+
     out = signal.decimate(x, factor, axis=0, n=500, ftype="fir")
     out[nan_mask] = np.nan
     return out.astype(dtype or x.dtype, copy=False)

@@ -26,6 +26,7 @@ from nlbsuite.nlb.nwb import Recording, read_recording
 from nlbsuite.nlb.specs import DatasetSpec, check_bin_width, check_phase, get_spec
 from nlbsuite.nlb.tensors import (
     Binned,
+    behavior_bins,
     bin_recording,
     make_eval_input,
     make_eval_target,
@@ -82,8 +83,14 @@ def build_tensors(
     check_bin_width(bin_ms)
     check_phase(phase)
     field = spec.behavior_field if spec.behavior_source == "data" else None
-    binned = bin_recording(rec, bin_ms, field)
     train_mask, eval_mask = phase_masks(rec, phase)
+    needed = None
+    if field is not None and spec.jitter is None:  # behaviour only where windows need it
+        pairs = [(spec.input_window, train_mask)]
+        if phase == "val":
+            pairs += [(spec.target_window, train_mask), (spec.target_window, eval_mask)]
+        needed = behavior_bins(rec, spec, bin_ms, pairs)
+    binned = bin_recording(rec, bin_ms, field, needed)
     if not eval_mask.any():
         raise UserError(
             f"{rec.paths[0]}: no '{'val' if phase == 'val' else 'test'}' trials for the "

@@ -82,7 +82,7 @@ def test_dmfc_jitter_is_seeded(sessions: dict[str, list[Path]]) -> None:
 def _direct_group(group: SpikeGroup, n_ms: int, kern_sd: int, bin_ms: int) -> np.ndarray:
     """nlb_tools' path: 1 ms array with NaNs, smooth each NaN-free run, resample."""
     x = np.zeros((n_ms, group.n_units))
-    np.add.at(x, (group.spike_ms, group.spike_unit), 1.0)
+    np.add.at(x, (group.spike_ms, group.spike_unit()), 1.0)
     x[~group.valid_ms] = np.nan
     w = gaussian_kernel(kern_sd)
     c = (len(w) - 1) // 2
@@ -148,7 +148,9 @@ def _punch_holes(rec: Recording, rng: np.random.Generator, n: int) -> Recording:
         a = int(s + rng.integers(150, 600))
         valid[a : a + int(rng.integers(3, 60))] = False
     keep = valid[group.spike_ms]
-    holed = SpikeGroup(group.unit_ids, group.spike_ms[keep], group.spike_unit[keep], valid)
+    holed = SpikeGroup.from_spikes(
+        group.unit_ids, group.spike_ms[keep], group.spike_unit()[keep], valid
+    )
     return dataclasses.replace(rec, heldin=holed)
 
 
@@ -185,3 +187,39 @@ def test_binned_smoothing_matrix_is_kernel_then_bin_sum() -> None:
     smooth = np.convolve(x, w, "full")[(len(w) - 1) // 2 :]  # 'same' centring, from column 0
     direct = smooth[lead : lead + n_bins * f].reshape(n_bins, f).sum(axis=1)
     np.testing.assert_allclose(mat @ x, direct, rtol=1e-12)
+
+
+def test_spike_binning_widens_dtype_for_large_counts() -> None:
+    from nlbsuite.nlb.tensors import bin_spikes
+
+    ms = np.concatenate([np.full(300, 7), [12, 13, 40]])  # 300 spikes in one 1 ms sample
+    group = SpikeGroup(np.array([1, 2]), ms, np.array([0, 300, 303]), np.ones(50, bool))
+    counts = bin_spikes(group, 5, 10)
+    assert counts.dtype == np.uint16
+    np.testing.assert_array_equal(counts[0], [0, 300, 0, 0, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(counts[1], [0, 0, 2, 0, 0, 0, 0, 0, 1, 0])
+
+
+@pytest.mark.parametrize("factor", [5, 20])
+def test_behaviour_at_selected_bins_equals_scipy_decimate(factor: int) -> None:
+    from scipy import signal
+
+    from nlbsuite.nlb.tensors import resample_signal
+
+    rng = np.random.default_rng(factor)
+    x = np.cumsum(rng.normal(size=(4000, 2)), axis=0)
+    x[:30] = np.nan  # leading and inner gaps are interpolated first, as nlb_tools does
+    x[1000:1013, 1] = np.nan
+    full = resample_signal(x, factor)
+    filled = x.copy()
+    for d in range(2):
+        ok = ~np.isnan(filled[:, d])
+        filled[:, d] = np.interp(np.arange(len(x)), np.flatnonzero(ok), filled[ok, d])
+    ref = signal.decimate(filled, factor, axis=0, n=500, ftype="fir")
+    ref[np.isnan(x[::factor])] = np.nan
+    np.testing.assert_array_equal(full, ref)
+    bins = np.array([0, 1, 2, 50, 51, len(ref) - 2, len(ref) - 1])
+    part = resample_signal(x, factor, bins=bins)
+    np.testing.assert_allclose(part[bins], ref[bins], rtol=1e-12, atol=1e-9, equal_nan=True)
+    others = np.setdiff1d(np.arange(len(ref)), bins)
+    assert np.isnan(part[others]).all()

@@ -88,19 +88,41 @@ class TrialTable:
 class SpikeGroup:
     """Held-in or held-out units on the 1 ms grid.
 
-    ``spike_ms``/``spike_unit``: one entry per spike (sorted by time) with its 1 ms index
-    and its column; spikes in missing time are already dropped. ``valid_ms``: (n_ms,)
-    False where nlb_tools holds NaN (outside obs_intervals, gaps between files).
+    ``spike_ms``: the 1 ms index of every spike, unit after unit (``unit_start[u]`` to
+    ``unit_start[u + 1]``), sorted in time within a unit; spikes in missing time are
+    already dropped. ``valid_ms``: (n_ms,) False where nlb_tools holds NaN (outside
+    obs_intervals, gaps between files).
     """
 
     unit_ids: np.ndarray
     spike_ms: np.ndarray
-    spike_unit: np.ndarray
+    unit_start: np.ndarray
     valid_ms: np.ndarray
 
     @property
     def n_units(self) -> int:
         return len(self.unit_ids)
+
+    def unit_spikes(self, unit: int) -> np.ndarray:
+        return self.spike_ms[self.unit_start[unit] : self.unit_start[unit + 1]]
+
+    def spike_unit(self) -> np.ndarray:
+        """The unit (column) of every spike in ``spike_ms``."""
+        return np.repeat(np.arange(self.n_units, dtype=np.int32), np.diff(self.unit_start))
+
+    @classmethod
+    def from_spikes(
+        cls,
+        unit_ids: np.ndarray,
+        spike_ms: np.ndarray,
+        spike_unit: np.ndarray,
+        valid_ms: np.ndarray,
+    ) -> SpikeGroup:
+        """Build from (ms, unit) pairs in any order."""
+        order = np.lexsort((spike_ms, spike_unit))
+        counts = np.bincount(spike_unit, minlength=len(unit_ids))
+        start = np.concatenate([[0], np.cumsum(counts)])
+        return cls(unit_ids, spike_ms[order], start, valid_ms)
 
 
 @dataclass
@@ -329,7 +351,7 @@ def _group(files: list[_File], offsets: list[int], n_ms: int, heldout: bool) -> 
         return None
     col = {uid: i for i, uid in enumerate(ids)}
     valid = np.zeros(n_ms, dtype=bool)
-    ms_parts, unit_parts = [], []
+    parts: list[list[np.ndarray]] = [[] for _ in ids]  # per unit, files in time order
     for f, off in zip(files, offsets, strict=True):
         members = np.flatnonzero(f.heldout == heldout)
         if len(members) == 0:
@@ -343,13 +365,13 @@ def _group(files: list[_File], offsets: list[int], n_ms: int, heldout: bool) -> 
         valid[off : off + f.n_ms] = file_valid
         for u in members:
             ms = f.spike_ms[u]
-            ms = ms[file_valid[ms]]
-            ms_parts.append(ms + off)
-            unit_parts.append(np.full(len(ms), col[int(f.unit_ids[u])], dtype=np.int32))
-    spike_ms = np.concatenate(ms_parts) if ms_parts else np.zeros(0, np.int64)
-    spike_unit = np.concatenate(unit_parts) if unit_parts else np.zeros(0, np.int32)
-    order = np.argsort(spike_ms, kind="stable")
-    return SpikeGroup(np.array(ids), spike_ms[order], spike_unit[order], valid)
+            if len(ms) > 1 and np.any(ms[1:] < ms[:-1]):
+                ms = np.sort(ms)
+            parts[col[int(f.unit_ids[u])]].append(ms[file_valid[ms]] + off)
+    flat = [np.concatenate(p) if p else np.zeros(0, np.int64) for p in parts]
+    start = np.concatenate([[0], np.cumsum([len(x) for x in flat])]).astype(np.int64)
+    spike_ms = np.concatenate(flat) if flat else np.zeros(0, np.int64)
+    return SpikeGroup(np.array(ids), spike_ms, start, valid)
 
 
 def _trial_table(files: list[_File], offsets: list[int]) -> TrialTable:

@@ -26,6 +26,7 @@ from nlbsuite.nlb.nwb import Recording, read_recording
 from nlbsuite.nlb.specs import DatasetSpec, check_bin_width, check_phase, get_spec
 from nlbsuite.nlb.tensors import (
     Binned,
+    behavior_bins,
     bin_recording,
     make_eval_input,
     make_eval_target,
@@ -82,8 +83,14 @@ def build_tensors(
     check_bin_width(bin_ms)
     check_phase(phase)
     field = spec.behavior_field if spec.behavior_source == "data" else None
-    binned = bin_recording(rec, bin_ms, field)
     train_mask, eval_mask = phase_masks(rec, phase)
+    needed = None
+    if field is not None and spec.jitter is None:  # behaviour only where windows need it
+        pairs = [(spec.input_window, train_mask)]
+        if phase == "val":
+            pairs += [(spec.target_window, train_mask), (spec.target_window, eval_mask)]
+        needed = behavior_bins(rec, spec, bin_ms, pairs)
+    binned = bin_recording(rec, bin_ms, field, needed)
     if not eval_mask.any():
         raise UserError(
             f"{rec.paths[0]}: no '{'val' if phase == 'val' else 'test'}' trials for the "
@@ -110,8 +117,8 @@ def _empty_train(
     win = trial_windows(rec, eval_mask, spec.input_window, binned.bin_ms, binned.n_bins)
     n_bins = int(win.length[0]) if len(win.length) else 0
     n_fwd = spec.fp_len_ms // binned.bin_ms
-    n_in = binned.heldin.shape[1]
-    n_out = 0 if binned.heldout is None else binned.heldout.shape[1]
+    n_in = binned.heldin.shape[0]
+    n_out = 0 if binned.heldout is None else binned.heldout.shape[0]
     return {
         "train_spikes_heldin": np.zeros((0, n_bins, n_in), np.float32),
         "train_spikes_heldout": np.zeros((0, n_bins, n_out), np.float32),

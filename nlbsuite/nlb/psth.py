@@ -15,7 +15,6 @@ summed PSTH. A trial touching missing data is computed on its own, exactly.
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
 
 from nlbsuite.nlb.nwb import Recording, SpikeGroup
 from nlbsuite.nlb.specs import PsthSpec
@@ -26,6 +25,8 @@ _CHUNK_CELLS = 4_000_000  # histogram cells per batch (float64: 32 MB)
 
 def gaussian_kernel(kern_sd_ms: int) -> np.ndarray:
     """nlb_tools' smoothing kernel at 1 ms: ``gaussian(int(6 sd), sd)``, normalised."""
+    from scipy import signal
+
     window = signal.windows.gaussian(int(6 * kern_sd_ms), kern_sd_ms, sym=True)
     return window / np.sum(window)
 
@@ -105,16 +106,20 @@ class _GroupSmoother:
         """(n_sub, width, n_units) 1 ms spike histograms: trial ``t``'s spikes in
         ``[lo_t, hi_t]`` land in subgroup ``sub_t`` at column ``ms - base_t``."""
         n = self.group.n_units
-        ms = self.group.spike_ms
-        a = np.searchsorted(ms, lo, side="left")
-        b = np.searchsorted(ms, hi, side="right")
-        counts = np.maximum(b - a, 0)
-        trial_of = np.repeat(np.arange(len(base)), counts)
-        starts = np.repeat(a - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-        spike = np.arange(int(counts.sum())) + starts
-        key = (sub[trial_of] * width + (ms[spike] - base[trial_of])) * n + self.group.spike_unit[
-            spike
-        ]
+        group = self.group
+        # spikes of every (trial, unit) pair: one searchsorted per unit over all trials
+        a = np.empty((n, len(base)), dtype=np.int64)
+        b = np.empty((n, len(base)), dtype=np.int64)
+        for u in range(n):
+            ms_u = group.unit_spikes(u)
+            a[u] = np.searchsorted(ms_u, lo, side="left") + group.unit_start[u]
+            b[u] = np.searchsorted(ms_u, hi, side="right") + group.unit_start[u]
+        counts = np.maximum(b - a, 0).ravel()
+        # key = (sub * width + ms - base) * n + unit = ms * n + per-pair constant
+        const = ((sub * width - base)[None, :] * n + np.arange(n)[:, None]).ravel()
+        first = a.ravel() - np.concatenate([[0], np.cumsum(counts)[:-1]])
+        spike = np.arange(int(counts.sum())) + np.repeat(first, counts)
+        key = group.spike_ms[spike] * n + np.repeat(const, counts)
         hist = np.bincount(key, minlength=n_sub * width * n).astype(np.float64)
         return hist.reshape(n_sub, width, n)
 
@@ -128,13 +133,15 @@ class _GroupSmoother:
         valid = np.zeros(width, dtype=bool)
         valid[inside] = self.group.valid_ms[ms_local[inside]]
         x = np.zeros((width, self.group.n_units))
-        sm = self.group.spike_ms
-        a = np.searchsorted(sm, lo, side="left")
-        b = np.searchsorted(sm, lo + width - 1, side="right")
-        np.add.at(x, (sm[a:b] - lo, self.group.spike_unit[a:b]), 1.0)
+        for u in range(self.group.n_units):
+            ms = self.group.unit_spikes(u)
+            ms = ms[(ms >= lo) & (ms < lo + width)]
+            np.add.at(x[:, u], ms - lo, 1.0)
+        from scipy.signal import fftconvolve
+
         smooth = np.full_like(x, np.nan)
         for s, e in zip(*_runs(valid), strict=True):
-            full = signal.fftconvolve(x[s:e], self.kernel[:, None], axes=0)
+            full = fftconvolve(x[s:e], self.kernel[:, None], axes=0)
             smooth[s:e] = np.maximum(full[self.center : self.center + (e - s)], 0.0)
         first_local = self.lead + np.arange(n_bins) * f
         cols = first_local[:, None] + np.arange(f)[None, :]

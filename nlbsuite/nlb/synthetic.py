@@ -18,7 +18,8 @@ Layouts (``layout`` argument):
   ``theta``, ``is_short``, ``is_outlier``; no behaviour TimeSeries.
 
 Ground truth: the rate of unit ``n`` at 1 ms sample ``t`` (expected spikes in that ms) is
-``exp(bias[n] + latents[t] @ loading[:, n]) / 1000``; ``latents`` (n_ms, dim),
+``exp(bias[n] + 1.5 * tanh(latents[t] @ loading[:, n] / 1.5)) / 1000`` (:func:`rate_per_ms`:
+baseline 8-30 Hz, modulated at most 4.5-fold either way); ``latents`` (n_ms, dim),
 ``loading`` and ``bias`` are stored in the file's ``scratch`` (ignored by nlb_tools) and
 read back by :func:`read_truth`.
 """
@@ -279,6 +280,15 @@ def _latents(rng: np.random.Generator, layout: str, trials: _Trials, dim: int) -
     return z
 
 
+MAX_LOG_GAIN = 1.5
+
+
+def rate_per_ms(latents: np.ndarray, loading: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Expected spikes per 1 ms sample, (..., units), from (..., dim) latents."""
+    drive = latents @ loading
+    return np.exp(bias + MAX_LOG_GAIN * np.tanh(drive / MAX_LOG_GAIN)) / 1000.0
+
+
 def _spikes(
     rng: np.random.Generator,
     latents: np.ndarray,
@@ -292,7 +302,7 @@ def _spikes(
     chunk = max(1000, 2_000_000 // n_units)
     for a in range(0, n_ms, chunk):
         b = min(a + chunk, n_ms)
-        rate = np.exp(bias[None, :] + latents[a:b] @ loading) / 1000.0
+        rate = rate_per_ms(latents[a:b], loading, bias)
         rate[~recorded[a:b]] = 0.0
         counts = rng.poisson(rate)
         ms, unit = np.nonzero(counts)
@@ -370,9 +380,11 @@ def _write_nwb(
     series: dict[str, tuple[np.ndarray, str]],
     truth: dict[str, np.ndarray] | None,
 ) -> None:
+    from hdmf.common import VectorData, VectorIndex
     from pynwb import NWBHDF5IO, NWBFile, TimeSeries
     from pynwb.behavior import SpatialSeries
     from pynwb.core import ScratchData
+    from pynwb.misc import Units
 
     start = datetime.datetime(2021, 1, 1, tzinfo=datetime.UTC)
     nwb = NWBFile(
@@ -391,11 +403,40 @@ def _write_nwb(
     for i in range(n):
         nwb.add_trial(**{k: lists[k][i] for k in trials})
 
-    nwb.add_unit_column(name="heldout", description="Whether the unit is held out in the test data")
-    for uid, times, flag in zip(unit_ids, units, heldout, strict=True):
-        nwb.add_unit(
-            id=int(uid), spike_times=times, heldout=bool(flag), obs_intervals=np.array(obs)
-        )
+    # units table from whole columns (add_unit per unit converts every spike in Python)
+    lengths = np.array([len(t) for t in units], dtype=np.int64)
+    spike_times = VectorData(
+        name="spike_times",
+        description="the spike times for each unit",
+        data=(np.concatenate(units) if len(units) else np.zeros(0)).astype(np.float64),
+    )
+    obs_arr = np.asarray(obs, dtype=np.float64).reshape(-1, 2)
+    obs_intervals = VectorData(
+        name="obs_intervals",
+        description="the observation intervals for each unit",
+        data=np.tile(obs_arr, (len(units), 1)),
+    )
+    table = Units(
+        name="units",
+        description="data on spiking units",
+        id=[int(u) for u in unit_ids],
+        columns=[
+            VectorData(
+                name="heldout",
+                description="Whether the unit is held out in the test data (True) or not (False)",
+                data=np.asarray(heldout, dtype=bool),
+            ),
+            spike_times,
+            VectorIndex(name="spike_times_index", data=np.cumsum(lengths), target=spike_times),
+            obs_intervals,
+            VectorIndex(
+                name="obs_intervals_index",
+                data=np.arange(1, len(units) + 1) * len(obs_arr),
+                target=obs_intervals,
+            ),
+        ],
+    )
+    nwb.units = table
 
     if series:
         module = nwb.create_processing_module("behavior", "Processed behavioral data")
@@ -535,13 +576,15 @@ def _cut_test(tr: _Trials, rows: np.ndarray, spikes: list[np.ndarray], latents: 
         obs.append((round(t, 3), round(t + b - a, 3)))
         t = round(t + b - a + 0.1, 3)
     n_ms = round(t * 1000)
+    starts = np.array([p[0] for p in pieces])
+    ends = np.array([p[1] for p in pieces])
+    shift = np.array([p[2] - p[0] for p in pieces])
     out_spikes = []
-    for times in spikes:
-        parts = []
-        for a, b, dst in pieces:
-            sel = times[(times >= a) & (times < b)]
-            parts.append(np.round(sel - a + dst, 6))
-        out_spikes.append(np.sort(np.concatenate(parts)) if parts else np.zeros(0))
+    for times in spikes:  # sorted: each piece is one slice
+        lo, hi = np.searchsorted(times, starts, "left"), np.searchsorted(times, ends, "left")
+        counts = hi - lo
+        idx = np.arange(counts.sum()) + np.repeat(lo - np.cumsum(counts) + counts, counts)
+        out_spikes.append(np.sort(np.round(times[idx] + np.repeat(shift, counts), 6)))
     lat = np.zeros((n_ms, latents.shape[1]), dtype=np.float32)
     for a, b, dst in pieces:
         ia, ib, id0 = round(a * 1000), round(b * 1000), round(dst * 1000)

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
 
 from nlbsuite.errors import UserError
 from nlbsuite.nlb.nwb import NAT, NS_PER_MS, Recording, SpikeGroup
@@ -42,7 +41,7 @@ class Binned:
 
     bin_ms: int
     n_bins: int
-    heldin: np.ndarray  # (n_bins, n_heldin) uint16 counts
+    heldin: np.ndarray  # (n_heldin, n_bins) uint8/uint16 counts
     heldin_nan: np.ndarray  # (n_bins,) bool
     heldout: np.ndarray | None
     heldout_nan: np.ndarray | None
@@ -51,44 +50,75 @@ class Binned:
 
 
 def bin_spikes(group: SpikeGroup, bin_ms: int, n_bins: int) -> np.ndarray:
-    """(n_bins, n_units) spike counts per bin (uint16), chunked to bound memory."""
-    counts = np.zeros((n_bins, group.n_units), dtype=np.uint16)
-    bins = group.spike_ms // bin_ms
-    n = group.n_units
-    chunk = max(1, 4_000_000 // max(n, 1))
-    for b0 in range(0, n_bins, chunk):
-        b1 = min(b0 + chunk, n_bins)
-        lo, hi = np.searchsorted(bins, [b0, b1])
-        key = (bins[lo:hi] - b0) * n + group.spike_unit[lo:hi]
-        block = np.bincount(key, minlength=(b1 - b0) * n)
-        if block.size and block.max() > np.iinfo(np.uint16).max:
-            raise UserError("spike counts per bin exceed 65535: not NLB spike data")
-        counts[b0:b1] = block.reshape(b1 - b0, n)
+    """(n_units, n_bins) spike counts per bin, unit-major; uint8 unless a count needs more."""
+    counts = np.zeros((group.n_units, n_bins), dtype=np.uint8)
+    for u in range(group.n_units):
+        bins = group.unit_spikes(u) // bin_ms  # sorted: count runs instead of a bincount
+        if len(bins) == 0:
+            continue
+        starts = np.flatnonzero(np.concatenate([[True], bins[1:] != bins[:-1]]))
+        runs = np.diff(np.append(starts, len(bins)))
+        top = runs.max()
+        if top > np.iinfo(counts.dtype).max:
+            if top > np.iinfo(np.uint16).max:
+                raise UserError("spike counts per bin exceed 65535: not NLB spike data")
+            counts = counts.astype(np.uint16)
+        counts[u, bins[starts]] = runs
     return counts
 
 
-def resample_signal(x: np.ndarray, factor: int, dtype: np.dtype | None = None) -> np.ndarray:
+_FIR_TAPS = 501  # nlb_tools: decimate(n=500, ftype="fir")
+
+
+def resample_signal(
+    x: np.ndarray, factor: int, dtype: np.dtype | None = None, bins: np.ndarray | None = None
+) -> np.ndarray:
     """nlb_tools' resampling of a continuous (n_ms, dim) signal to every ``factor`` ms.
 
-    NaNs are linearly interpolated (both directions) before FIR decimation, and the
-    output is NaN where the input's first sample of the bin was NaN.
+    NaNs are linearly interpolated (both directions), then the signal is low-pass filtered
+    and subsampled exactly as ``scipy.signal.decimate(x, factor, n=500, ftype="fir")``
+    (zero-phase FIR: output ``k`` is ``sum_d b[250 + d] x[k * factor + d]``, zeros outside);
+    the output is NaN where the input's first sample of the bin was NaN. With ``bins``,
+    only those outputs are computed (the rest stay NaN): the same numbers at a fraction of
+    the cost when trials cover part of the recording.
     """
+    from scipy import signal  # imported here: cached loads need no scipy
+
     nan_mask = np.isnan(x[::factor])
+    dtype = np.dtype(dtype or x.dtype)
+    work_dtype = x.dtype if x.dtype.kind == "f" and x.dtype != np.float16 else np.dtype(np.float64)
     if nan_mask.any() or np.isnan(x).any():
-        x = x.copy()
+        x = x.astype(work_dtype, copy=True)
         pos = np.arange(len(x))
         for d in range(x.shape[1]):
             col = x[:, d]
             ok = ~np.isnan(col)
             if ok.any() and not ok.all():
                 x[:, d] = np.interp(pos, pos[ok], col[ok])
-    out = signal.decimate(x, factor, axis=0, n=500, ftype="fir")
+    taps = signal.firwin(_FIR_TAPS, 1.0 / factor, window="hamming").astype(work_dtype)
+    n_out = -(-len(x) // factor)
+    if bins is None:
+        out = signal.decimate(x, factor, axis=0, n=_FIR_TAPS - 1, ftype="fir")
+    else:
+        half = (_FIR_TAPS - 1) // 2
+        padded = np.zeros((len(x) + 2 * half, x.shape[1]), dtype=work_dtype)
+        padded[half : half + len(x)] = x
+        windows = np.lib.stride_tricks.sliding_window_view(padded, _FIR_TAPS, axis=0)
+        out = np.full((n_out, x.shape[1]), np.nan, dtype=work_dtype)
+        for a in range(0, len(bins), 8192):
+            k = bins[a : a + 8192]
+            out[k] = windows[k * factor] @ taps[::-1]
     out[nan_mask] = np.nan
-    return out.astype(dtype or x.dtype, copy=False)
+    return out.astype(dtype, copy=False)
 
 
-def bin_recording(rec: Recording, bin_ms: int, behavior_field: str | None) -> Binned:
-    """Resample a recording to ``bin_ms`` (nlb_tools' ``NWBDataset.resample``)."""
+def bin_recording(
+    rec: Recording, bin_ms: int, behavior_field: str | None, behavior_bins: np.ndarray | None = None
+) -> Binned:
+    """Resample a recording to ``bin_ms`` (nlb_tools' ``NWBDataset.resample``).
+
+    ``behavior_bins``: the only bins whose behaviour is needed (default all).
+    """
     n_bins = -(-rec.n_ms // bin_ms)
     behavior = None
     if behavior_field is not None and behavior_field in rec.signals:
@@ -96,7 +126,9 @@ def bin_recording(rec: Recording, bin_ms: int, behavior_field: str | None) -> Bi
         if behavior_field == "target_pos":
             behavior = raw[::bin_ms].astype(np.float64)
         else:
-            behavior = resample_signal(raw, bin_ms, rec.signal_dtypes.get(behavior_field))
+            behavior = resample_signal(
+                raw, bin_ms, rec.signal_dtypes.get(behavior_field), behavior_bins
+            )
     held = rec.heldout
     return Binned(
         bin_ms=bin_ms,
@@ -108,6 +140,18 @@ def bin_recording(rec: Recording, bin_ms: int, behavior_field: str | None) -> Bi
         any_nan=rec.any_nan_ms[::bin_ms].copy(),
         behavior=behavior,
     )
+
+
+def behavior_bins(
+    rec: Recording, spec: DatasetSpec, bin_ms: int, masks: list[tuple[Window, np.ndarray]]
+) -> np.ndarray:
+    """Sorted bins of every behaviour window (lagged) of the given (window, trials) pairs."""
+    n_bins = -(-rec.n_ms // bin_ms)
+    parts = []
+    for window, mask in masks:
+        win = trial_windows(rec, mask, window.shifted(spec.lag_ms or 0), bin_ms, n_bins)
+        parts += [np.arange(f, f + n) for f, n in zip(win.first, win.length, strict=True)]
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
 
 # ----------------------------------------------------------------------------------------
@@ -213,8 +257,10 @@ def fixed_index(win: Windows, drop: np.ndarray | None, what: str) -> np.ndarray:
     if len(win.rows) == 0:
         return np.zeros((0, 0), dtype=np.int64)
     lengths = win.length
-    if (drop is None or not drop.any()) and np.all(lengths == lengths[0]):
-        return win.first[:, None] + np.arange(lengths[0])[None, :]
+    if np.all(lengths == lengths[0]):
+        idx = win.first[:, None] + np.arange(lengths[0])[None, :]
+        if drop is None or not drop[idx].any():  # the usual case: nothing to drop
+            return idx
     rows = window_bins(win, drop)
     sizes = {len(r) for r in rows}
     if len(sizes) != 1:
@@ -226,7 +272,8 @@ def fixed_index(win: Windows, drop: np.ndarray | None, what: str) -> np.ndarray:
 
 
 def _take(counts: np.ndarray, nan_bins: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    out = counts[idx].astype(np.float32)
+    """(trial, time, unit) float32 spikes of bins ``idx`` from unit-major ``counts``."""
+    out = np.ascontiguousarray(np.moveaxis(counts[:, idx], 0, -1), dtype=np.float32)
     if idx.size and nan_bins[idx].any():
         out[nan_bins[idx]] = np.nan
     return out
@@ -244,7 +291,7 @@ def stacked_spikes(
         raise UserError(f"{what}: the recording has no held-out units")
     if idx.size == 0:
         return np.zeros(
-            (len(win.rows), idx.shape[1] if idx.ndim == 2 else 0, counts.shape[1]), np.float32
+            (len(win.rows), idx.shape[1] if idx.ndim == 2 else 0, counts.shape[0]), np.float32
         )
     return _take(counts, nan_bins, idx)
 
@@ -264,6 +311,8 @@ def jagged(
     wanted, in order (a row without a window stays all-NaN); ``max_len``: ``seg_len`` in
     bins, default the longest window.
     """
+    if drop is None and jitter_bins is None and pad == "back":  # vectorised common case
+        return _jagged_back(values, win, trial_rows, max_len)
     rows = window_bins(win, drop)
     by_row = dict(zip(win.rows.tolist(), rows, strict=True))
     if max_len is None:
@@ -297,11 +346,38 @@ def jagged(
     return out
 
 
+def _jagged_back(
+    values: np.ndarray, win: Windows, trial_rows: np.ndarray, max_len: int | None
+) -> np.ndarray:
+    """:func:`jagged` without dropped rows or jitter, back-padded, without a Python loop."""
+    if max_len is None:
+        max_len = int(win.length.max()) if len(win.length) else 0
+    out = np.full((len(trial_rows), max_len, values.shape[1]), np.nan)
+    pos = np.searchsorted(win.rows, trial_rows)
+    pos = np.clip(pos, 0, max(len(win.rows) - 1, 0))
+    has = (
+        (len(win.rows) > 0) & (win.rows[pos] == trial_rows)
+        if len(win.rows)
+        else np.zeros(len(trial_rows), bool)
+    )
+    if not has.any():
+        return out
+    first, length = win.first[pos[has]], np.minimum(win.length[pos[has]], max_len)
+    t = np.arange(max_len)
+    inside = t[None, :] < length[:, None]
+    idx = np.where(inside, first[:, None] + t[None, :], 0)
+    block = values[idx]
+    block[~inside] = np.nan
+    out[has] = block
+    return out
+
+
 def _spike_values(binned: Binned, heldout: bool) -> np.ndarray:
+    """(n_bins, n_units) float64 counts with NaN bins, for :func:`jagged`."""
     counts, nan_bins = (
         (binned.heldout, binned.heldout_nan) if heldout else (binned.heldin, binned.heldin_nan)
     )
-    vals = counts.astype(np.float64)
+    vals = counts.T.astype(np.float64)
     vals[nan_bins] = np.nan
     return vals
 

@@ -1,7 +1,7 @@
 """Ground-truth rates for synthetic NLB sessions (files written by :mod:`.synthetic`).
 
 The true expected count of a bin is the sum of its 1 ms rates
-``exp(bias + latents @ loading) / 1000``, over exactly the bins of each tensor.
+(:func:`~nlbsuite.nlb.synthetic.rate_per_ms`), over exactly the bins of each tensor.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import numpy as np
 from nlbsuite.data import GroundTruth
 from nlbsuite.nlb.nwb import Recording, SpikeGroup
 from nlbsuite.nlb.specs import DatasetSpec
+from nlbsuite.nlb.synthetic import rate_per_ms
 from nlbsuite.nlb.tensors import bin_recording, fixed_index, input_windows
 
 _CHUNK = 2_000_000  # ms x units per exp() batch
@@ -51,7 +52,7 @@ class _Truth:
         for a in range(0, len(flat), step):
             ms = flat[a : a + step, None] * bin_ms + np.arange(bin_ms)[None, :]
             ms = np.clip(ms, 0, len(self.latents) - 1)
-            rate = np.exp(bias + self.latents[ms] @ loading) / 1000.0  # (b, f, units)
+            rate = rate_per_ms(self.latents[ms], loading, bias)  # (b, f, units)
             out[a : a + step] = rate.sum(axis=1)
         return out.reshape(*idx.shape, group.n_units)
 

@@ -43,6 +43,7 @@ from nlbsuite.data import GroundTruth, PhaseData, Rates
 from nlbsuite.errors import require
 
 DRIFTS = ("oscillator", "hybrid", "neural")
+METHODS = ("heun", "midpoint", "euler")
 
 
 @dataclass
@@ -64,7 +65,8 @@ class LatentSDEConfig(ModelConfig):
     neural_layers: int = 2
     omega_hz: tuple[float, float] = (0.5, 4.0)
     init_sigma: float = 0.1
-    dt_ms: float = 10.0
+    dt_ms: float = 20.0
+    method: str = "heun"
     epochs: int = 100
     batch_size: int = 64
     lr: float = 5e-3
@@ -140,7 +142,7 @@ class LatentSDEModule(nn.Module):
     """Encoder, prior/posterior SDE (torchsde interface: ``f``, ``g``, ``h``) and readouts."""
 
     noise_type = "diagonal"
-    sde_type = "ito"
+    sde_type = "stratonovich"  # "ito" for method "euler"; the same SDE (additive noise)
 
     def __init__(
         self,
@@ -153,6 +155,8 @@ class LatentSDEModule(nn.Module):
         super().__init__()
         n, d = cfg.n_oscillators, 2 * cfg.n_oscillators
         self.state_dim = d
+        self.method = cfg.method
+        self.sde_type = "ito" if cfg.method == "euler" else "stratonovich"
         self.encoder = nn.GRU(n_heldin, cfg.encoder_hidden, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(cfg.dropout)
         self.to_context = nn.Linear(2 * cfg.encoder_hidden, cfg.context_dim)
@@ -241,7 +245,7 @@ class LatentSDEModule(nn.Module):
         self._context, self._steps_per_bin, self._n_obs = context, steps_per_bin, heldin.shape[1]
         try:
             zs, log_ratio = torchsde.sdeint(
-                self, z0, ts, bm=bm, method="euler", dt=1.0, logqp=True, names=None
+                self, z0, ts, bm=bm, method=self.method, dt=1.0, logqp=True
             )
         finally:
             self._context, self._h_cache = None, None
@@ -353,6 +357,7 @@ class LatentSDE(ModelAdapter):
     def fit(self, data: PhaseData) -> None:
         cfg = self.cfg
         require(cfg.drift in DRIFTS, f"config drift '{cfg.drift}': expected one of {DRIFTS}")
+        require(cfg.method in METHODS, f"config method '{cfg.method}': expected one of {METHODS}")
         seed_everything(self.seed)
         self._device = resolve_device(cfg.device)
         self._spb = max(1, round(data.bin_width_ms / cfg.dt_ms))

@@ -90,7 +90,9 @@ class LatentSDEConfig(ModelConfig):
 # ----------------------------------------------------------------------------------------
 
 
-def mlp(n_in: int, hidden: int, n_out: int, layers: int = 1, out_scale: float = 0.1) -> nn.Sequential:
+def mlp(
+    n_in: int, hidden: int, n_out: int, layers: int = 1, out_scale: float = 0.1
+) -> nn.Sequential:
     """``layers`` hidden tanh layers of width ``hidden``; the last layer starts small."""
     mods: list[nn.Module] = []
     width = n_in
@@ -367,9 +369,7 @@ class LatentSDE(ModelAdapter):
             behavior = None
         n_beh = 0 if behavior is None else behavior.shape[2]
         n_neurons = data.n_heldin + data.n_heldout
-        self.module = LatentSDEModule(cfg, data.n_heldin, n_neurons, step_s, n_beh).to(
-            self._device
-        )
+        self.module = LatentSDEModule(cfg, data.n_heldin, n_neurons, step_s, n_beh).to(self._device)
         full = data.train_spikes_full()
         with torch.no_grad():
             self.module.readout.bias.copy_(
@@ -470,13 +470,15 @@ class LatentSDE(ModelAdapter):
             entropy = self.seed + 7919 * (chunk + 1) + part
             zs, _, _ = self.module.run(x, n_total_bins, self._spb, entropy, gen, n_samples)
             rates = self.module.readout(zs).exp().transpose(0, 1)
-            yield slice(start, start + x.shape[0]), rates.reshape(
-                x.shape[0], n_samples, n_total_bins, -1
-            ).cpu().numpy().astype(np.float64)
+            yield (
+                slice(start, start + x.shape[0]),
+                rates.reshape(x.shape[0], n_samples, n_total_bins, -1)
+                .cpu()
+                .numpy()
+                .astype(np.float64),
+            )
 
-    def _summaries(
-        self, data: PhaseData, level: float | None
-    ) -> dict[str, tuple[np.ndarray, ...]]:
+    def _summaries(self, data: PhaseData, level: float | None) -> dict[str, tuple[np.ndarray, ...]]:
         """Per part ("train", "eval"): mean (and lower, upper if ``level``) rate arrays."""
         n_total = data.n_bins + data.n_forward
         out = {}

@@ -18,10 +18,12 @@ KL(q(z0) || p(z0)) minus the path KL (Girsanov, torchsde's ``logqp``), with line
 annealing, integrated by fixed-step Euler–Maruyama. Over the forward window (no data) the
 posterior drift equals the prior drift, so forward predictions are prior rollouts.
 
-Time is measured in solver steps (``dt_ms`` rounded so that a bin is a whole number of
-steps), so every solver time is an exact float and torchsde's Brownian interval, built with
-the known ``dt``, never splits needlessly (the default one with float32 bin times is ~50x
-slower). Prediction = mean over ``n_samples`` posterior samples; :meth:`LatentSDE.
+The solver is Heun (Stratonovich; the noise is additive, so this is the same SDE as Itô):
+Euler–Maruyama, also available, amplifies undamped oscillations by sqrt(1 + (omega dt)^2)
+per step and diverges at 20 ms steps. Time is measured in solver steps (``dt_ms`` rounded
+so that a bin is a whole number of steps, or a step a power of two of bins), so every solver
+time is an exact float and torchsde's Brownian interval, built with the known ``dt``, never
+splits needlessly (the default one with float32 bin times is ~20-30x slower). Prediction = mean over ``n_samples`` posterior samples; :meth:`LatentSDE.
 predict_intervals` gives per-bin predictive intervals of the rates.
 """
 
@@ -83,6 +85,14 @@ class LatentSDEConfig(ModelConfig):
     behavior_weight: float = 0.0
     n_samples: int = 20
     predict_batch: int = 256
+
+
+def steps_per_bin(bin_ms: float, dt_ms: float) -> float:
+    """Solver steps per bin: the nearest whole number when the bin is at least ``dt_ms``,
+    else 1/2^k (a step spans a power of two of bins), so solver times stay exact floats."""
+    if bin_ms >= dt_ms:
+        return float(max(1, round(bin_ms / dt_ms)))
+    return 1.0 / 2 ** max(0, round(math.log2(dt_ms / bin_ms)))
 
 
 # ----------------------------------------------------------------------------------------
@@ -175,9 +185,10 @@ class LatentSDEModule(nn.Module):
         self.readout = nn.Linear(d, n_neurons)
         self.behavior = nn.Linear(d, n_behavior) if n_behavior else None
         self.behavior_logstd = nn.Parameter(torch.zeros(n_behavior)) if n_behavior else None
-        # Set per batch by `run`: context (batch, bin, ctx), steps per bin, observed bins.
+        # Set per batch by `run`: context (batch, slot, ctx) with one slot per bin (or per
+        # step when a step spans several bins), solver steps per bin, observed bins.
         self._context: torch.Tensor | None = None
-        self._steps_per_bin = 1
+        self._steps_per_bin = 1.0
         self._n_obs = 0
         self._h_cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -196,7 +207,7 @@ class LatentSDEModule(nn.Module):
         step = float(t)
         if self._context is None or step >= self._n_obs * self._steps_per_bin:
             return prior
-        ctx = self._context[:, int(step // self._steps_per_bin)]
+        ctx = self._context[:, int(step // max(1.0, self._steps_per_bin))]
         return prior + self.posterior_net(torch.cat([y, ctx], dim=1))
 
     def g(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -215,7 +226,7 @@ class LatentSDEModule(nn.Module):
         self,
         heldin: torch.Tensor,
         n_total_bins: int,
-        steps_per_bin: int,
+        steps_per_bin: float,
         entropy: int,
         generator: torch.Generator,
         n_samples: int = 1,
@@ -223,8 +234,16 @@ class LatentSDEModule(nn.Module):
         """Sample latent paths: (bin, batch * n_samples, d) states, KL(z0) and path KL per path.
 
         Rows are sample-major within a trial: trial i's samples are rows i*S .. i*S+S-1.
+        ``steps_per_bin``: a whole number, or 1/2^k when one step spans 2^k bins (states at
+        the bins inside a step are torchsde's linear interpolation; the context is averaged
+        over the step's bins).
         """
         mean, logvar, context = self.encode(heldin)
+        if steps_per_bin < 1:
+            k = round(1 / steps_per_bin)
+            context = nn.functional.avg_pool1d(
+                context.transpose(1, 2), k, ceil_mode=True
+            ).transpose(1, 2)
         if n_samples > 1:
             mean, logvar, context = (
                 a.repeat_interleave(n_samples, dim=0) for a in (mean, logvar, context)
@@ -362,7 +381,7 @@ class LatentSDE(ModelAdapter):
         require(cfg.method in METHODS, f"config method '{cfg.method}': expected one of {METHODS}")
         seed_everything(self.seed)
         self._device = resolve_device(cfg.device)
-        self._spb = max(1, round(data.bin_width_ms / cfg.dt_ms))
+        self._spb = steps_per_bin(data.bin_width_ms, cfg.dt_ms)
         step_s = data.bin_width_ms / 1000.0 / self._spb
         behavior = data.train_behavior if cfg.behavior_weight > 0 else None
         if behavior is not None and behavior.ndim != 3:

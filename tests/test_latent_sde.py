@@ -21,6 +21,7 @@ from baselines.latent_sde import (  # noqa: E402
     OscillatorDrift,
     PredictiveIntervals,
     interval_coverage,
+    steps_per_bin,
 )
 from nlbsuite.data import GroundTruth, PhaseData, Rates, phase_data_from_h5  # noqa: E402
 from nlbsuite.errors import UserError  # noqa: E402
@@ -192,3 +193,12 @@ def test_real_mc_maze_small_smoke(mc_maze_small_val) -> None:
     data = phase_data_from_h5(mc_maze_small_val)
     model = fit(data, epochs=2)
     check_rates(model.predict(data.model_input()), data)
+
+
+def test_solver_grid_keeps_times_exact(tiny_lorenz: PhaseData) -> None:
+    assert [steps_per_bin(20, dt) for dt in (20, 10, 7, 5)] == [1, 2, 3, 4]
+    assert [steps_per_bin(5, dt) for dt in (10, 15, 20, 40)] == [0.5, 0.25, 0.25, 0.125]
+    # A step spanning two 20 ms bins: states at the bins in between are interpolated.
+    model = fit(tiny_lorenz, dt_ms=40, epochs=2)
+    assert model._spb == 0.5
+    check_rates(model.predict(tiny_lorenz.model_input()), tiny_lorenz)

@@ -53,7 +53,8 @@ class LatentSDEConfig(ModelConfig):
     """Hyperparameters. Sizes: ``n_oscillators`` (state dim = 2x), GRU ``encoder_hidden`` per
     direction, ``context_dim``, posterior MLP ``posterior_hidden``; ``hybrid_hidden`` /
     ``neural_hidden`` x ``neural_layers`` size the hybrid term / neural drift.
-    ``dt_ms``: solver step (rounded to divide the bin). ``use_eval_heldin``: also fit the
+    ``dt_ms``: solver step (rounded to divide the bin). The batch is ``batch_size`` trials,
+    smaller if needed for ``min_steps_per_epoch`` optimizer steps per epoch (small datasets). ``use_eval_heldin``: also fit the
     held-in spikes of eval trials (allowed by NLB). ``behavior_weight`` > 0 adds a Gaussian
     behaviour head on train behaviour."""
 
@@ -63,14 +64,15 @@ class LatentSDEConfig(ModelConfig):
     context_dim: int = 16
     posterior_hidden: int = 64
     hybrid_hidden: int = 16
-    neural_hidden: int = 128
+    neural_hidden: int = 256
     neural_layers: int = 2
     omega_hz: tuple[float, float] = (0.5, 4.0)
     init_sigma: float = 0.1
     dt_ms: float = 20.0
     method: str = "heun"
-    epochs: int = 100
-    batch_size: int = 64
+    epochs: int = 80
+    batch_size: int = 128
+    min_steps_per_epoch: int = 6
     lr: float = 5e-3
     lr_final_fraction: float = 0.05
     weight_decay: float = 1e-4
@@ -319,7 +321,8 @@ class LatentSDE(ModelAdapter):
             "posterior_hidden": 16,
             "hybrid_hidden": 8,
             "neural_hidden": 16,
-            "epochs": 12,
+            "epochs": 10,
+            "min_steps_per_epoch": 1,
             "batch_size": 16,
             "lr": 1e-2,
             "kl_warmup_epochs": 4,
@@ -408,6 +411,7 @@ class LatentSDE(ModelAdapter):
         y_all = torch.nan_to_num(y_all)
         beh = None if behavior is None else self._tensor(behavior)
 
+        batch = min(cfg.batch_size, math.ceil(len(fit_idx) / cfg.min_steps_per_epoch))
         opt = torch.optim.AdamW(self.module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(
             opt, T_max=max(1, cfg.epochs), eta_min=cfg.lr * cfg.lr_final_fraction
@@ -420,8 +424,8 @@ class LatentSDE(ModelAdapter):
             beta = cfg.kl_weight * min(1.0, (epoch + 1) / max(1, cfg.kl_warmup_epochs))
             order = self._rng.permutation(fit_idx)
             total, count = 0.0, 0
-            for start in range(0, len(order), cfg.batch_size):
-                idx = torch.as_tensor(order[start : start + cfg.batch_size], device=self._device)
+            for start in range(0, len(order), batch):
+                idx = torch.as_tensor(order[start : start + batch], device=self._device)
                 y, mask = y_all[idx], mask_all[idx]
                 zs, kl0, kl_path = self._paths(x_all[idx], y.shape[1], self._entropy())
                 log_rates = self.module.readout(zs)

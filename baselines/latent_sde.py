@@ -53,10 +53,11 @@ class LatentSDEConfig(ModelConfig):
     """Hyperparameters. Sizes: ``n_oscillators`` (state dim = 2x), GRU ``encoder_hidden`` per
     direction, ``context_dim``, posterior MLP ``posterior_hidden``; ``hybrid_hidden`` /
     ``neural_hidden`` x ``neural_layers`` size the hybrid term / neural drift.
-    ``dt_ms``: solver step (rounded to divide the bin). The batch is ``batch_size`` trials,
+    ``dt_ms``: solver step (rounded to divide the bin; None: one step per bin). The batch is ``batch_size`` trials,
     smaller if needed for ``min_steps_per_epoch`` optimizer steps per epoch (small datasets). ``use_eval_heldin``: also fit the
     held-in spikes of eval trials (allowed by NLB). ``behavior_weight`` > 0 adds a Gaussian
-    behaviour head on train behaviour."""
+    behaviour head on train behaviour. The KL weight ramps linearly from ``kl_start`` to
+    ``kl_weight`` over ``kl_warmup_epochs``."""
 
     drift: str = "hybrid"
     n_oscillators: int = 8
@@ -68,7 +69,7 @@ class LatentSDEConfig(ModelConfig):
     neural_layers: int = 2
     omega_hz: tuple[float, float] = (0.5, 4.0)
     init_sigma: float = 0.1
-    dt_ms: float = 20.0
+    dt_ms: float | None = 20.0
     method: str = "heun"
     epochs: int = 80
     batch_size: int = 128
@@ -77,6 +78,7 @@ class LatentSDEConfig(ModelConfig):
     lr_final_fraction: float = 0.05
     weight_decay: float = 1e-4
     dropout: float = 0.1
+    kl_start: float = 0.0
     kl_warmup_epochs: int = 30
     kl_weight: float = 1.0
     grad_clip: float = 10.0
@@ -331,15 +333,22 @@ class LatentSDE(ModelAdapter):
             "n_samples": 4,
         },
         "cpu": {},
+        # Sizes and optimiser of the authors' public MC_Maze example (NeuroDynamics.jl,
+        # examples/mcmaze.jl): 10 latent states, context 32, posterior MLP 64, encoder RNN 32,
+        # AdamW 1e-3, batch 64, KL weight ramped 0.5 -> 1 over half the run, diffusion 0.1,
+        # 20 posterior samples, solver step = bin. The paper's epoch count is not stated there.
         "paper": {
-            "n_oscillators": 16,
-            "encoder_hidden": 64,
+            "n_oscillators": 5,
+            "encoder_hidden": 32,
             "context_dim": 32,
-            "posterior_hidden": 128,
-            "hybrid_hidden": 32,
-            "neural_hidden": 256,
-            "epochs": 500,
-            "n_samples": 50,
+            "posterior_hidden": 64,
+            "lr": 1e-3,
+            "batch_size": 64,
+            "kl_start": 0.5,
+            "kl_warmup_epochs": 150,
+            "epochs": 300,
+            "dt_ms": None,
+            "n_samples": 20,
         },
     }
 
@@ -384,7 +393,7 @@ class LatentSDE(ModelAdapter):
         require(cfg.method in METHODS, f"config method '{cfg.method}': expected one of {METHODS}")
         seed_everything(self.seed)
         self._device = resolve_device(cfg.device)
-        self._spb = steps_per_bin(data.bin_width_ms, cfg.dt_ms)
+        self._spb = steps_per_bin(data.bin_width_ms, cfg.dt_ms or data.bin_width_ms)
         step_s = data.bin_width_ms / 1000.0 / self._spb
         behavior = data.train_behavior if cfg.behavior_weight > 0 else None
         if behavior is not None and behavior.ndim != 3:
@@ -421,7 +430,8 @@ class LatentSDE(ModelAdapter):
         best_val, best_state = math.inf, None
         for epoch in tqdm(range(cfg.epochs), desc="latent_sde", disable=None, leave=False):
             self.module.train()
-            beta = cfg.kl_weight * min(1.0, (epoch + 1) / max(1, cfg.kl_warmup_epochs))
+            ramp = min(1.0, (epoch + 1) / max(1, cfg.kl_warmup_epochs))
+            beta = cfg.kl_weight * (cfg.kl_start + (1.0 - cfg.kl_start) * ramp)
             order = self._rng.permutation(fit_idx)
             total, count = 0.0, 0
             for start in range(0, len(order), batch):

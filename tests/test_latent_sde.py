@@ -202,3 +202,11 @@ def test_solver_grid_keeps_times_exact(tiny_lorenz: PhaseData) -> None:
     model = fit(tiny_lorenz, dt_ms=40, epochs=2)
     assert model._spb == 0.5
     check_rates(model.predict(tiny_lorenz.model_input()), tiny_lorenz)
+
+
+def test_presets_make_valid_configs() -> None:
+    for preset in LatentSDE.presets:
+        cfg = LatentSDE.make_config(preset)
+        assert isinstance(cfg, LatentSDEConfig) and cfg.drift in DRIFTS
+    paper = LatentSDE.make_config("paper")
+    assert paper.dt_ms is None and 2 * paper.n_oscillators == 10

@@ -57,7 +57,9 @@ def smoothing_cobps(results: Path, key: str) -> float | None:
     return None
 
 
-def run_one(data: PhaseData, drift: str, results: Path, overwrite: bool, level: float) -> dict:
+def run_one(
+    data: PhaseData, drift: str, results: Path, overwrite: bool, level: float, recompute: bool
+) -> dict:
     record = run(
         "latent_sde",
         data,
@@ -72,7 +74,7 @@ def run_one(data: PhaseData, drift: str, results: Path, overwrite: bool, level: 
         {k: record.metrics.get(k) for k in ("co-bps", "fp-bps", "rate R2", "co-bps / ceiling")}
     )
     if data.truth is not None:
-        if "coverage" not in record.extras or overwrite:
+        if "coverage" not in record.extras or overwrite or recompute:
             model = load_run_model(record_path(results, record))
             assert isinstance(model, LatentSDE)
             intervals = model.predict_intervals(data.model_input(), level=level)
@@ -99,12 +101,12 @@ def print_rows(rows: list[dict]) -> None:
         print(" | ".join(cells))
 
 
-def bench_lorenz(drifts: list[str], results: Path, overwrite: bool) -> None:
+def bench_lorenz(drifts: list[str], results: Path, overwrite: bool, recompute: bool) -> None:
     data = make_lorenz(phase="val", seed=0)
     print(f"\n== {data.summary()}")
     rows = []
     for drift in drifts:
-        rows.append(run_one(data, drift, results, overwrite, level=0.9))
+        rows.append(run_one(data, drift, results, overwrite, 0.9, recompute))
         print_rows(rows[-1:])
     print_rows(rows)
     smooth = smoothing_cobps(results, data.key)
@@ -125,13 +127,13 @@ def bench_lorenz(drifts: list[str], results: Path, overwrite: bool) -> None:
         )
 
 
-def bench_mc_maze(drifts: list[str], results: Path, overwrite: bool) -> None:
+def bench_mc_maze(drifts: list[str], results: Path, overwrite: bool, recompute: bool) -> None:
     if not MC_MAZE_SMALL.exists():
         print(f"\n== MC_Maze_Small skipped: {MC_MAZE_SMALL} not found")
         return
     data = phase_data_from_h5(MC_MAZE_SMALL)
     print(f"\n== {data.summary()}")
-    rows = [run_one(data, drift, results, overwrite, level=0.9) for drift in drifts]
+    rows = [run_one(data, drift, results, overwrite, 0.9, recompute) for drift in drifts]
     print_rows(rows)
     smooth = smoothing_cobps(results, data.key)
     for r in rows:
@@ -185,6 +187,9 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=None, help="results folder")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--overwrite", action="store_true", help="redo recorded runs")
+    parser.add_argument(
+        "--recompute-extras", action="store_true", help="redo coverage of recorded runs"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results = args.results or default_results_dir()
@@ -192,9 +197,9 @@ def main() -> None:
     if args.part in ("pitfall", "all"):
         bench_pitfall()
     if args.part in ("lorenz", "all"):
-        bench_lorenz(args.drifts.split(","), results, args.overwrite)
+        bench_lorenz(args.drifts.split(","), results, args.overwrite, args.recompute_extras)
     if args.part in ("maze", "all"):
-        bench_mc_maze(args.maze_drifts.split(","), results, args.overwrite)
+        bench_mc_maze(args.maze_drifts.split(","), results, args.overwrite, args.recompute_extras)
 
 
 if __name__ == "__main__":

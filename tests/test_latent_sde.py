@@ -21,6 +21,7 @@ from baselines.latent_sde import (  # noqa: E402
     OscillatorDrift,
     PredictiveIntervals,
     interval_coverage,
+    predictive_interval,
     steps_per_bin,
 )
 from nlbsuite.data import GroundTruth, PhaseData, Rates, phase_data_from_h5  # noqa: E402
@@ -210,3 +211,14 @@ def test_presets_make_valid_configs() -> None:
         assert isinstance(cfg, LatentSDEConfig) and cfg.drift in DRIFTS
     paper = LatentSDE.make_config("paper")
     assert paper.dt_ms is None and 2 * paper.n_oscillators == 10
+
+
+def test_predictive_interval_covers_a_new_draw_at_its_level() -> None:
+    rng = np.random.default_rng(0)
+    samples = rng.gamma(2.0, size=(20, 40000))  # 40000 sets of 20 draws
+    new = rng.gamma(2.0, size=40000)
+    lower, upper = predictive_interval(samples, 0.9, axis=0)
+    coverage = float(((new >= lower) & (new <= upper)).mean())
+    assert abs(coverage - 0.9) < 0.01  # linear interpolation would give ~0.81
+    lin = np.quantile(samples, [0.05, 0.95], axis=0)
+    assert abs(float(((new >= lin[0]) & (new <= lin[1])).mean()) - 0.81) < 0.015

@@ -99,6 +99,57 @@ def steps_per_bin(bin_ms: float, dt_ms: float) -> float:
     return 1.0 / 2 ** max(0, round(math.log2(dt_ms / bin_ms)))
 
 
+def check_config(cfg: LatentSDEConfig) -> None:
+    """UserError naming the first config field with an unusable value."""
+    require(cfg.drift in DRIFTS, f"config drift '{cfg.drift}': expected one of {DRIFTS}")
+    require(cfg.method in METHODS, f"config method '{cfg.method}': expected one of {METHODS}")
+    omega = cfg.omega_hz
+    require(
+        isinstance(omega, (tuple, list))
+        and len(omega) == 2
+        and all(isinstance(w, (int, float)) for w in omega)
+        and 0 < omega[0] <= omega[1],
+        f"config omega_hz={omega!r}: expected two frequencies in Hz, 0 < low <= high",
+    )
+    positive_ints = (
+        "n_oscillators encoder_hidden context_dim posterior_hidden neural_hidden neural_layers "
+        "epochs batch_size min_steps_per_epoch eval_every val_samples n_samples predict_batch"
+    )
+    for name in positive_ints.split():
+        value = getattr(cfg, name)
+        require(
+            isinstance(value, int) and value >= 1,
+            f"config {name}={value!r}: expected a positive integer",
+        )
+    require(
+        isinstance(cfg.hybrid_hidden, int) and cfg.hybrid_hidden >= 0,
+        f"config hybrid_hidden={cfg.hybrid_hidden!r}: expected an integer >= 0",
+    )
+    ranges = {
+        "lr": (0.0, math.inf, False),
+        "init_sigma": (0.0, math.inf, False),
+        "grad_clip": (0.0, math.inf, False),
+        "dropout": (0.0, 1.0, True),
+        "val_fraction": (0.0, 1.0, True),
+        "kl_start": (0.0, 1.0, True),
+        "kl_weight": (0.0, math.inf, True),
+        "weight_decay": (0.0, math.inf, True),
+        "behavior_weight": (0.0, math.inf, True),
+        "lr_final_fraction": (0.0, 1.0, True),
+    }
+    for name, (low, high, low_ok) in ranges.items():
+        value = getattr(cfg, name)
+        ok = isinstance(value, (int, float)) and (value >= low if low_ok else value > low)
+        require(
+            ok and value <= high,
+            f"config {name}={value!r}: expected a number in {'[' if low_ok else '('}{low}, {high}]",
+        )
+    require(
+        cfg.dt_ms is None or (isinstance(cfg.dt_ms, (int, float)) and cfg.dt_ms > 0),
+        f"config dt_ms={cfg.dt_ms!r}: expected a positive step in ms or None (one per bin)",
+    )
+
+
 # ----------------------------------------------------------------------------------------
 # Torch modules
 # ----------------------------------------------------------------------------------------
@@ -400,8 +451,7 @@ class LatentSDE(ModelAdapter):
     # -- fit -----------------------------------------------------------------------------
     def fit(self, data: PhaseData) -> None:
         cfg = self.cfg
-        require(cfg.drift in DRIFTS, f"config drift '{cfg.drift}': expected one of {DRIFTS}")
-        require(cfg.method in METHODS, f"config method '{cfg.method}': expected one of {METHODS}")
+        check_config(cfg)
         seed_everything(self.seed)
         self._device = resolve_device(cfg.device)
         self._spb = steps_per_bin(data.bin_width_ms, cfg.dt_ms or data.bin_width_ms)

@@ -188,6 +188,9 @@ def test_bad_config_is_a_user_error(tiny_lorenz: PhaseData) -> None:
         fit(tiny_lorenz, drift="lstm")
     with pytest.raises(UserError, match="method"):
         fit(tiny_lorenz, method="srk")
+    for key, value in [("omega_hz", 3), ("omega_hz", (4.0, 1.0)), ("epochs", 0), ("lr", -1.0)]:
+        with pytest.raises(UserError, match=f"config {key}="):
+            fit(tiny_lorenz, **{key: value})
 
 
 def test_real_mc_maze_small_smoke(mc_maze_small_val) -> None:

@@ -18,8 +18,14 @@ REPO = Path(__file__).resolve().parents[1]
 def cli(*args, env=None, cwd=None):
     """Run ``python -m nlbsuite ARGS`` in a subprocess; returns (code, stdout, stderr)."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "nlbsuite", *args], capture_output=True,
-                          text=True, env=full_env, cwd=cwd or REPO, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nlbsuite", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or REPO,
+        timeout=600,
+    )
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -40,8 +46,10 @@ def test_no_arguments_runs_smoothing_on_lorenz_and_writes_the_leaderboard(tmp_pa
         (["run", "--model", "smoothin"], "did you mean 'smoothing'?"),
         (["run", "--dataset", "mc_maz"], "did you mean 'mc_maze'?"),
         (["run", "--data", "/nonexistent/x.h5"], "--data /nonexistent/x.h5: file not found"),
-        (["run", "--model", "smoothing", "--dataset", "lorenz_tiny", "--set", "nokey"],
-         "expected KEY=VALUE"),
+        (
+            ["run", "--model", "smoothing", "--dataset", "lorenz_tiny", "--set", "nokey"],
+            "expected KEY=VALUE",
+        ),
         (["run", "--dataset", "lorenz_tiny", "--set", "hidden=3"], "hidden"),
         (["run", "--dataset", "lorenz_tiny", "--preset", "huge"], "--preset 'huge'"),
         (["run", "--bin", "7", "--dataset", "lorenz_tiny"], "--bin 7"),
@@ -71,7 +79,7 @@ def test_listing_commands(capsys):
     assert "mc_maze_small" in out and "DANDI 000140" in out and "lorenz" in out
 
 
-THIRD_PARTY = '''
+THIRD_PARTY = """
 import numpy as np
 from nlbsuite.adapter import ModelAdapter, ModelInfo
 from nlbsuite.data import Rates
@@ -89,7 +97,7 @@ class TwiceMean(ModelAdapter):
         return Rates.from_full(const(len(data.train_spikes_heldin), data.n_bins),
                                const(len(data.eval_spikes_heldin), data.n_bins + data.n_forward),
                                data.n_heldin, data.n_bins)
-'''
+"""
 
 
 def test_third_party_model_registers_through_the_entry_point(tmp_path):

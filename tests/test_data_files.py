@@ -8,8 +8,13 @@ from nlbsuite.errors import UserError
 
 def write_tensors(path, data, **extra):
     with h5py.File(path, "w") as f:
-        for key in ("train_spikes_heldin", "train_spikes_heldout", "train_spikes_heldin_forward",
-                    "train_spikes_heldout_forward", "eval_spikes_heldin"):
+        for key in (
+            "train_spikes_heldin",
+            "train_spikes_heldout",
+            "train_spikes_heldin_forward",
+            "train_spikes_heldout_forward",
+            "eval_spikes_heldin",
+        ):
             f.create_dataset(key, data=getattr(data, key).astype("float32"))
         f.create_dataset("eval_spikes_heldout", data=data.target.eval_spikes_heldout)
         for key, value in extra.items():
@@ -22,8 +27,9 @@ def test_tensor_file_round_trip(tmp_path, tiny_lorenz):
     data = phase_data_from_h5(path)
     assert (data.dataset, data.phase, data.bin_width_ms) == ("mc_rtt", "val", 5)
     np.testing.assert_array_equal(data.train_spikes_heldin, tiny_lorenz.train_spikes_heldin)
-    np.testing.assert_array_equal(data.target.eval_spikes_heldout,
-                                  tiny_lorenz.target.eval_spikes_heldout)
+    np.testing.assert_array_equal(
+        data.target.eval_spikes_heldout, tiny_lorenz.target.eval_spikes_heldout
+    )
     assert data.n_forward == tiny_lorenz.n_forward
 
 

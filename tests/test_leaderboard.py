@@ -5,14 +5,29 @@ from nlbsuite.results import ResultRecord
 
 
 def record(model, seed, cobps, dataset="lorenz"):
-    return ResultRecord(model=model, preset="cpu", config={}, config_hash="abc", dataset=dataset,
-                        bin_width_ms=20, phase="val", seed=seed, metrics={"co-bps": cobps},
-                        fit_seconds=1.0, predict_seconds=0.1, n_parameters=10)
+    return ResultRecord(
+        model=model,
+        preset="cpu",
+        config={},
+        config_hash="abc",
+        dataset=dataset,
+        bin_width_ms=20,
+        phase="val",
+        seed=seed,
+        metrics={"co-bps": cobps},
+        fit_seconds=1.0,
+        predict_seconds=0.1,
+        n_parameters=10,
+    )
 
 
 def test_mean_std_over_seeds_and_best_in_bold():
-    recs = [record("a", 0, 0.1), record("a", 1, 0.3), record("b", 0, 0.25),
-            record("a", 0, 0.5, dataset="mc_maze")]
+    recs = [
+        record("a", 0, 0.1),
+        record("a", 1, 0.3),
+        record("b", 0, 0.25),
+        record("a", 0, 0.5, dataset="mc_maze"),
+    ]
     tables = aggregate(recs)
     assert set(tables) == {("lorenz_20", "val"), ("mc_maze_20", "val")}
     row_a = next(r for r in tables[("lorenz_20", "val")] if r.model == "a")

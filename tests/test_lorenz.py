@@ -47,8 +47,9 @@ def test_true_rates_match_spike_counts_and_score_the_ceiling():
 
 
 def test_custom_spec_and_bin_width():
-    spec = LorenzSpec(n_conditions=3, trials_per_condition=10, trial_ms=200, forward_ms=40,
-                      n_neurons=12)
+    spec = LorenzSpec(
+        n_conditions=3, trials_per_condition=10, trial_ms=200, forward_ms=40, n_neurons=12
+    )
     data = make_lorenz(size=spec, bin_width_ms=5)
     assert data.n_bins == 40 and data.n_forward == 8
     assert data.n_heldin + data.n_heldout == 12

@@ -1,0 +1,227 @@
+"""Latent SDE adapter: smoke training of each drift, shapes, determinism, intervals, and the
+oscillator / path-KL pieces checked against closed forms."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pickle
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchsde")
+
+from baselines.latent_sde import (  # noqa: E402
+    DRIFTS,
+    LatentSDE,
+    LatentSDEConfig,
+    LatentSDEModule,
+    OscillatorDrift,
+    PredictiveIntervals,
+    interval_coverage,
+    predictive_interval,
+    steps_per_bin,
+)
+from nlbsuite.data import GroundTruth, PhaseData, Rates, phase_data_from_h5  # noqa: E402
+from nlbsuite.errors import UserError  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: the test machine is shared, and it keeps CPU results reproducible."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def fit(data: PhaseData, seed: int = 0, **overrides) -> LatentSDE:
+    model = LatentSDE(LatentSDE.make_config("smoke", overrides), seed=seed)
+    model.fit(data.model_input())
+    return model
+
+
+@pytest.fixture(scope="module")
+def hybrid(tiny_lorenz: PhaseData) -> LatentSDE:
+    return fit(tiny_lorenz, drift="hybrid")
+
+
+def check_rates(rates: Rates, data: PhaseData) -> None:
+    n_train, n_eval = data.train_spikes_heldin.shape[0], data.eval_spikes_heldin.shape[0]
+    expected = {
+        "train_rates_heldin": (n_train, data.n_bins, data.n_heldin),
+        "train_rates_heldout": (n_train, data.n_bins, data.n_heldout),
+        "eval_rates_heldin": (n_eval, data.n_bins, data.n_heldin),
+        "eval_rates_heldout": (n_eval, data.n_bins, data.n_heldout),
+        "eval_rates_heldin_forward": (n_eval, data.n_forward, data.n_heldin),
+        "eval_rates_heldout_forward": (n_eval, data.n_forward, data.n_heldout),
+    }
+    arrays = rates.arrays()
+    assert {k: v.shape for k, v in arrays.items()} == expected
+    for arr in arrays.values():
+        assert np.isfinite(arr).all() and (arr > 0).all()
+
+
+@pytest.mark.parametrize("drift", [d for d in DRIFTS if d != "hybrid"])
+def test_each_drift_trains_and_loss_falls(tiny_lorenz: PhaseData, drift: str) -> None:
+    model = fit(tiny_lorenz, drift=drift)
+    assert len(model.history) == model.cfg.epochs
+    assert model.history[-1] < 0.97 * model.history[0]
+    check_rates(model.predict(tiny_lorenz.model_input()), tiny_lorenz)
+
+
+def test_hybrid_trains_predicts_and_is_deterministic(
+    hybrid: LatentSDE, tiny_lorenz: PhaseData
+) -> None:
+    assert hybrid.history[-1] < 0.97 * hybrid.history[0]
+    rates = hybrid.predict(tiny_lorenz.model_input())
+    check_rates(rates, tiny_lorenz)
+    # Predicting twice and refitting with the same seed give identical rates.
+    again = hybrid.predict(tiny_lorenz.model_input())
+    refit = fit(tiny_lorenz, drift="hybrid").predict(tiny_lorenz.model_input())
+    for key, arr in rates.arrays().items():
+        np.testing.assert_array_equal(arr, again.arrays()[key])
+        np.testing.assert_array_equal(arr, refit.arrays()[key])
+    seed0, seed1 = (fit(tiny_lorenz, seed=s, epochs=1).predict(tiny_lorenz) for s in (0, 1))
+    assert not np.array_equal(seed0.eval_rates_heldout, seed1.eval_rates_heldout)
+
+
+def test_pickle_round_trip(hybrid: LatentSDE, tiny_lorenz: PhaseData) -> None:
+    loaded = pickle.loads(pickle.dumps(hybrid))
+    a = hybrid.predict(tiny_lorenz.model_input()).eval_rates_heldout
+    b = loaded.predict(tiny_lorenz.model_input()).eval_rates_heldout
+    np.testing.assert_array_equal(a, b)
+
+
+def test_hybrid_has_fewer_parameters_than_neural(tiny_lorenz: PhaseData) -> None:
+    cfg = {"epochs": 1}
+    sizes = {d: fit(tiny_lorenz, drift=d, **cfg).n_parameters() for d in DRIFTS}
+    assert sizes["oscillator"] < sizes["hybrid"] < sizes["neural"]
+    n = LatentSDE.presets["smoke"]["n_oscillators"]
+    drift = OscillatorDrift(n, step_s=0.02, omega_hz=(1.0, 2.0))
+    assert sum(p.numel() for p in drift.parameters()) == 2 * n + n * n  # omega, gamma, K
+
+
+def test_predict_intervals_bracket_the_samples(hybrid: LatentSDE, tiny_lorenz: PhaseData) -> None:
+    intervals = hybrid.predict_intervals(tiny_lorenz.model_input(), level=0.9)
+    assert isinstance(intervals, PredictiveIntervals) and intervals.level == 0.9
+    mean = hybrid.predict(tiny_lorenz.model_input())
+    for key, arr in intervals.mean.arrays().items():
+        np.testing.assert_allclose(arr, mean.arrays()[key])
+        lo, hi = intervals.lower.arrays()[key], intervals.upper.arrays()[key]
+        assert (lo <= hi).all() and (lo > 0).all()
+        assert (hi > lo).mean() > 0.99  # samples differ: the intervals have width
+    wide = hybrid.predict_intervals(tiny_lorenz.model_input(), level=0.99)
+    assert (wide.upper.eval_rates_heldout >= intervals.upper.eval_rates_heldout).all()
+    with pytest.raises(UserError, match="level"):
+        hybrid.predict_intervals(tiny_lorenz.model_input(), level=1.5)
+
+
+def test_interval_coverage_counts_true_rates_inside() -> None:
+    ones = np.ones((2, 3, 2))
+    truth = GroundTruth(
+        train_rates_heldin=ones,
+        train_rates_heldout=ones,
+        eval_rates_heldin=ones,  # 12 values equal to 1: inside [0.5, 1.5]
+        eval_rates_heldout=np.array([0.4, 1.0, 2.0, 1.5]).reshape(1, 2, 2),  # 2 of 4 inside
+    )
+    lower = Rates(None, None, 0.5 * ones, np.full((1, 2, 2), 0.5))
+    upper = Rates(None, None, 1.5 * ones, np.full((1, 2, 2), 1.5))
+    intervals = PredictiveIntervals(mean=lower, lower=lower, upper=upper, level=0.9)
+    assert interval_coverage(intervals, truth) == pytest.approx(14 / 16)
+
+
+def test_oscillator_drift_matches_damped_oscillation() -> None:
+    """Uncoupled oscillator integrated with Heun: x(t) = exp(-g t / 2) cos(w' t)."""
+    step_s = 0.001
+    drift = OscillatorDrift(1, step_s=step_s, omega_hz=(2.0, 2.0))
+    with torch.no_grad():
+        drift.raw_gamma.fill_(math.log(math.expm1(0.8)))  # gamma = 0.8 / s
+    omega, gamma = 2 * math.pi * 2.0, 0.8
+    z = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    drift = drift.double()
+    xs = []
+    with torch.no_grad():
+        for _ in range(1000):  # 1 s
+            k1 = drift(z)
+            k2 = drift(z + k1)
+            z = z + 0.5 * (k1 + k2)
+            xs.append(float(z[0, 0]))
+    t = np.arange(1, 1001) * step_s
+    wd = math.sqrt(omega**2 - gamma**2 / 4)
+    exact = np.exp(-gamma * t / 2) * (np.cos(wd * t) + gamma / (2 * wd) * np.sin(wd * t))
+    np.testing.assert_allclose(xs, exact, atol=5e-4)  # float32 omega
+
+
+def test_path_kl_of_constant_correction_matches_girsanov() -> None:
+    """Posterior = prior + c over the observed bins: KL = 0.5 sum (c / sigma)^2 per step."""
+    cfg = LatentSDEConfig(n_oscillators=2, encoder_hidden=4, context_dim=3, method="euler")
+    module = LatentSDEModule(cfg, n_heldin=5, n_neurons=7, step_s=0.01)
+    c = torch.tensor([0.1, -0.2, 0.05, 0.3])
+    with torch.no_grad():
+        module.posterior_net[-1].weight.zero_()
+        module.posterior_net[-1].bias.copy_(c)
+        module.log_sigma.copy_(torch.log(torch.tensor([0.1, 0.2, 0.3, 0.4])))
+    module.eval()
+    heldin = torch.rand(3, 6, 5)  # 6 observed bins, 2 steps each, then 4 forward bins
+    gen = torch.Generator().manual_seed(0)
+    zs, kl0, kl_path = module.run(heldin, 10, 2, entropy=1, generator=gen)
+    assert zs.shape == (10, 3, 4)
+    per_step = 0.5 * float(((c / module.log_sigma.detach().exp()) ** 2).sum())
+    np.testing.assert_allclose(kl_path.detach().numpy(), per_step * 12, rtol=1e-5)
+    assert (kl0 >= 0).all()
+
+
+def test_behavior_head_trains(tiny_lorenz: PhaseData) -> None:
+    data = dataclasses.replace(
+        tiny_lorenz.model_input(), train_behavior=tiny_lorenz.truth.train_latents
+    )
+    model = fit(data, behavior_weight=1.0, epochs=3)
+    assert model.module.behavior is not None and model.module.behavior.out_features == 3
+    check_rates(model.predict(data), tiny_lorenz)
+
+
+def test_bad_config_is_a_user_error(tiny_lorenz: PhaseData) -> None:
+    with pytest.raises(UserError, match="drift 'lstm'"):
+        fit(tiny_lorenz, drift="lstm")
+    with pytest.raises(UserError, match="method"):
+        fit(tiny_lorenz, method="srk")
+    for key, value in [("omega_hz", 3), ("omega_hz", (4.0, 1.0)), ("epochs", 0), ("lr", -1.0)]:
+        with pytest.raises(UserError, match=f"config {key}="):
+            fit(tiny_lorenz, **{key: value})
+
+
+def test_real_mc_maze_small_smoke(mc_maze_small_val) -> None:
+    data = phase_data_from_h5(mc_maze_small_val)
+    model = fit(data, epochs=2)
+    check_rates(model.predict(data.model_input()), data)
+
+
+def test_solver_grid_keeps_times_exact(tiny_lorenz: PhaseData) -> None:
+    assert [steps_per_bin(20, dt) for dt in (20, 10, 7, 5)] == [1, 2, 3, 4]
+    assert [steps_per_bin(5, dt) for dt in (10, 15, 20, 40)] == [0.5, 0.25, 0.25, 0.125]
+    # A step spanning two 20 ms bins: states at the bins in between are interpolated.
+    model = fit(tiny_lorenz, dt_ms=40, epochs=2)
+    assert model._spb == 0.5
+    check_rates(model.predict(tiny_lorenz.model_input()), tiny_lorenz)
+
+
+def test_presets_make_valid_configs() -> None:
+    for preset in LatentSDE.presets:
+        cfg = LatentSDE.make_config(preset)
+        assert isinstance(cfg, LatentSDEConfig) and cfg.drift in DRIFTS
+    paper = LatentSDE.make_config("paper")
+    assert paper.dt_ms is None and 2 * paper.n_oscillators == 10
+
+
+def test_predictive_interval_covers_a_new_draw_at_its_level() -> None:
+    rng = np.random.default_rng(0)
+    samples = rng.gamma(2.0, size=(20, 40000))  # 40000 sets of 20 draws
+    new = rng.gamma(2.0, size=40000)
+    lower, upper = predictive_interval(samples, 0.9, axis=0)
+    coverage = float(((new >= lower) & (new <= upper)).mean())
+    assert abs(coverage - 0.9) < 0.01  # linear interpolation would give ~0.81
+    lin = np.quantile(samples, [0.05, 0.95], axis=0)
+    assert abs(float(((new >= lin[0]) & (new <= lin[1])).mean()) - 0.81) < 0.015

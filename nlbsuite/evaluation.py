@@ -54,6 +54,7 @@ class MetricInfo:
     higher_is_better: bool = True
     official: bool = True
     description: str = ""
+    ranked: bool = True  # False: a property of the data (the ceiling), not of the model
 
 
 METRICS: dict[str, MetricInfo] = {
@@ -71,7 +72,9 @@ METRICS: dict[str, MetricInfo] = {
             description="per-condition corr. of neural speed with tp (more negative is better)",
         ),
         MetricInfo("rate R2", official=False, description="R2 of predicted vs true rates"),
-        MetricInfo("ceiling co-bps", official=False, description="co-bps of the true rates"),
+        MetricInfo(
+            "ceiling co-bps", official=False, ranked=False, description="co-bps of the true rates"
+        ),
         MetricInfo("co-bps / ceiling", official=False, description="co-bps over the ceiling"),
     ]
 }

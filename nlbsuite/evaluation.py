@@ -384,30 +384,63 @@ class _BitsPerSpike:
 
     @classmethod
     def build(cls, rates: np.ndarray, spikes: np.ndarray, what: str) -> _BitsPerSpike:
-        """``rates``, ``spikes``: (trial, time, neuron) (2-d: one bin per row); NaN spikes
-        mark unscored bins, where rates may be anything."""
+        """``rates``, ``spikes``: (trial, time, neuron) (2-d: one bin per row), any float
+        dtype; NaN spikes mark unscored bins, where rates may be anything.
+
+        The log term is needed only where a spike count is nonzero, so ``log(rate)`` is
+        taken (in float64) at those bins alone; rate sums accumulate float32 input in
+        float64 without a float64 copy of the array.
+        """
         rates, spikes = np.asarray(rates), np.asarray(spikes)
         require(
             rates.shape == spikes.shape,
             f"{what}: shape {rates.shape} does not match the spikes' shape {spikes.shape}",
         )
         require(spikes.ndim >= 2, f"{what}: expected (trial, time, neuron), got {spikes.shape}")
-        shape = (len(spikes), -1, spikes.shape[-1])
+        n_trials, n_neurons = len(spikes), spikes.shape[-1]
+        shape = (n_trials, -1, n_neurons)
         rates, spikes = rates.reshape(shape), spikes.reshape(shape)
+        if rates.dtype.kind != "f":
+            rates = rates.astype(np.float64)
         invalid = np.isnan(spikes)
-        n_invalid = np.count_nonzero(invalid, axis=1)  # (trial, neuron)
-        if n_invalid.any():
-            # Unscored bins become rate 1, spikes 0: each adds exactly 1 to the sum below.
-            r = np.where(invalid, np.float64(1.0), rates)
-            s = np.where(invalid, np.float64(0.0), spikes)
+        has_invalid = bool(invalid.any())
+        if has_invalid:
+            # Unscored bins become rate 1: each adds exactly 1 to the rate sum (removed below).
+            r = np.where(invalid, rates.dtype.type(1.0), rates)
+            # Counts of 0/1 are exact in any float accumulation: a fast BLAS reduction.
+            n_invalid = np.ones(spikes.shape[1], np.float32) @ invalid.astype(np.float32)
+            nonzero = (spikes != 0) & ~invalid
         else:
-            r = rates.astype(np.float64)  # a copy: zeros are replaced below
-            s = np.asarray(spikes, dtype=np.float64)
+            r = rates
+            n_invalid = np.zeros((n_trials, n_neurons))
+            nonzero = spikes != 0
         _check_rates(r, what)
-        r[r == 0] = ZERO_RATE
-        model = r.sum(axis=1) - np.einsum("itn,itn->in", s, np.log(r)) - n_invalid
-        bins = (spikes.shape[1] - n_invalid).astype(np.float64)
-        return cls(model, s.sum(axis=1), bins)
+        rate_sum = np.einsum("itn->in", r, dtype=np.float64) - n_invalid
+        zeros = r.min() == 0
+        if zeros:  # nlb_tools counts a zero rate as ZERO_RATE
+            rate_sum += ZERO_RATE * np.count_nonzero(r == 0, axis=1)
+        # Sum of spikes * log(rate) over the nonzero spike counts only, per (trial, neuron).
+        flat = np.flatnonzero(nonzero)
+        s = spikes.reshape(-1)[flat].astype(np.float64)
+        r_at = r.reshape(-1)[flat].astype(np.float64)
+        if zeros:
+            r_at[r_at == 0] = ZERO_RATE
+        cell = flat // (spikes.shape[1] * n_neurons) * n_neurons + flat % n_neurons
+        size = n_trials * n_neurons
+        s_log_r = np.bincount(cell, s * np.log(r_at), minlength=size).reshape(n_trials, -1)
+        spike_sum = np.bincount(cell, s, minlength=size).reshape(n_trials, -1)
+        bins = spikes.shape[1] - n_invalid.astype(np.float64)
+        return cls(rate_sum - s_log_r, spike_sum, bins)
+
+    @classmethod
+    def concat(cls, stats: list[_BitsPerSpike]) -> _BitsPerSpike:
+        """Statistics of the neurons of ``stats`` side by side (same trials)."""
+        return cls(
+            *(
+                np.concatenate(arrays, axis=1)
+                for arrays in zip(*((s.model, s.spikes, s.bins) for s in stats), strict=True)
+            )
+        )
 
     def _nll(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(model NLL, null NLL, spikes), each (replicate, neuron)."""
@@ -471,6 +504,28 @@ class _PsthCondition:
     window: np.ndarray
     truth: np.ndarray
     groups: list[tuple[int, np.ndarray]]
+
+    def trial_sum(self, parts: list[np.ndarray]) -> np.ndarray:
+        """(window row, neuron) float64 sum of the condition's shifted trials, each once.
+
+        Every trial contributes the same number of contiguous source bins, so the
+        float32 slices are added straight into one float64 accumulator (no shifted or
+        float64 copies of the trials).
+        """
+        first = int(self.window.min())
+        span = int(self.window.max()) + 1 - first
+        acc = np.zeros((span, sum(p.shape[2] for p in parts)))
+        for j, trials in self.groups:
+            lo = first - j
+            col = 0
+            for part in parts:
+                out = acc[:, col : col + part.shape[2]]
+                if len(trials) == 1:
+                    np.add(out, part[trials[0], lo : lo + span], out=out)
+                else:
+                    out += np.einsum("itn->tn", part[trials, lo : lo + span], dtype=np.float64)
+                col += part.shape[2]
+        return acc[self.window - first]
 
 
 @dataclass
@@ -552,6 +607,14 @@ class _Psth:
 
     def _mean(self, w: np.ndarray, c: int, cond: _PsthCondition) -> tuple[np.ndarray, np.ndarray]:
         """(replicate, window row, neuron) weighted condition means and (replicate,) presence."""
+        if len(w) == 1 and bool(np.all(w == 1.0)):  # the official score: each trial once
+            n = sum(len(trials) for _, trials in cond.groups)
+            mean = (cond.trial_sum(self.parts) / n)[None]
+            if np.isnan(mean).any():
+                raise UserError(
+                    f"{self.what}: NaN rate predictions inside the PSTH window of condition {c}"
+                )
+            return mean, np.ones(1, dtype=bool)
         total = np.zeros(len(w))
         acc = np.zeros((len(w), len(cond.window), sum(p.shape[2] for p in self.parts)))
         for j, trials in cond.groups:
@@ -560,13 +623,9 @@ class _Psth:
             src = cond.window - j
             lo, hi = int(src.min()), int(src.max()) + 1  # contiguous source bins
             col = 0
-            official = len(w) == 1 and bool(np.all(wg == 1.0))
             for part in self.parts:
                 block = part[trials, lo:hi]  # (trial, bins, neuron_i)
-                if official:  # each trial once: a plain sum
-                    summed = block.sum(axis=0, dtype=np.float64)[None]
-                else:
-                    summed = (wg @ block.reshape(len(trials), -1)).reshape(len(w), hi - lo, -1)
+                summed = (wg @ block.reshape(len(trials), -1)).reshape(len(w), hi - lo, -1)
                 acc[:, :, col : col + part.shape[2]] = (
                     acc[:, :, col : col + part.shape[2]] + summed[:, src - lo]
                 )
@@ -624,19 +683,7 @@ class _TpCorr:
             f"eval_behavior: expected shape ({n_trials}, 5) (is_eye, theta, is_short, ts, "
             f"tp), got {behavior.shape}",
         )
-        sq = np.zeros((n_trials, n_bins - 1))
-        for part in parts:
-            d = np.diff(np.asarray(part, dtype=np.float64), axis=1)
-            sq += np.einsum("itn,itn->it", d, d)
-        pairs = mask[:, :-1] & mask[:, 1:]
-        n_in = mask.sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            speed = np.where(pairs, np.sqrt(sq), 0.0).sum(axis=1) / pairs.sum(axis=1)
-        speed = np.where(n_in >= 2, speed, np.nan)
-        # A window with gaps: nlb_tools differences the kept bins as if adjacent.
-        for i in np.flatnonzero((n_in >= 2) & (pairs.sum(axis=1) != n_in - 1)):
-            kept = np.concatenate([p[i] for p in parts], axis=1, dtype=np.float64)[mask[i]]
-            speed[i] = np.mean(np.linalg.norm(np.diff(kept, axis=0), axis=1))
+        speed = _neural_speed(parts, mask)
         keys = behavior[:, :3]
         complete = ~np.isnan(keys).any(axis=1)
         cond = np.full(n_trials, -1, dtype=np.intp)
@@ -669,6 +716,39 @@ class _TpCorr:
             rs[:, c] = np.where(x_const | y_const | few, np.nan, r)
         with np.errstate(invalid="ignore"):
             return np.where(present, rs, 0.0).sum(axis=1) / present.sum(axis=1)
+
+
+def _neural_speed(parts: list[np.ndarray], mask: np.ndarray, block: int = 16) -> np.ndarray:
+    """(trial,) mean norm of the rate steps between consecutive kept bins (nlb_tools'
+    ``compute_speed``); NaN for trials with fewer than 2 kept bins.
+
+    ``parts``: rate arrays (trial, time, neuron_i) whose neurons together make the rates;
+    ``mask``: (trial, time) kept bins (the set-go window). Trials are sorted by the start
+    of their window and taken ``block`` at a time, so only each block's window span is
+    converted to float64 (small, cache-resident blocks, no full float64 copy).
+    """
+    n_trials, n_bins = mask.shape
+    n_in = mask.sum(axis=1)
+    pairs = mask[:, :-1] & mask[:, 1:]  # (trial, time - 1): steps inside the window
+    n_pairs = pairs.sum(axis=1)
+    speed = np.full(n_trials, np.nan)
+    first = np.argmax(mask, axis=1)
+    last = n_bins - np.argmax(mask[:, ::-1], axis=1)  # one past the last kept bin
+    order = np.flatnonzero(n_in >= 2)
+    order = order[np.argsort(first[order], kind="stable")]
+    for b in range(0, len(order), block):
+        trials = order[b : b + block]
+        lo, hi = int(first[trials].min()), int(last[trials].max())
+        x = np.concatenate([p[trials, lo:hi] for p in parts], axis=2, dtype=np.float64)
+        d = x[:, 1:] - x[:, :-1]
+        norms = np.sqrt(np.einsum("itn,itn->it", d, d))
+        speed[trials] = np.where(pairs[trials, lo : hi - 1], norms, 0.0).sum(axis=1)
+    speed /= np.where(n_pairs > 0, n_pairs, 1)
+    # A window with gaps: nlb_tools differences the kept bins as if adjacent.
+    for i in np.flatnonzero((n_in >= 2) & (n_pairs != n_in - 1)):
+        kept = np.concatenate([p[i] for p in parts], axis=1, dtype=np.float64)[mask[i]]
+        speed[i] = np.mean(np.linalg.norm(np.diff(kept, axis=0), axis=1))
+    return speed
 
 
 def _constant_among(values: np.ndarray, drawn: np.ndarray) -> np.ndarray:
@@ -840,8 +920,8 @@ def _score_arrays(
     spikes = tgt["eval_spikes_heldout"]
     n_eval = len(spikes)
     scorers: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
-    # float64 once: numpy's mixed float32/float64 ufuncs are several times slower.
-    eval_parts = [sub[k].astype(np.float64) for k in ("eval_rates_heldin", "eval_rates_heldout")]
+    # Kept in their dtype (float32 in files): each metric accumulates in float64 itself.
+    eval_parts = [sub[k] for k in ("eval_rates_heldin", "eval_rates_heldout")]
 
     co = _BitsPerSpike.build(eval_parts[1], spikes, f"{key}/eval_rates_heldout")
     scorers["co-bps"] = co.score
@@ -871,14 +951,15 @@ def _score_arrays(
             f"{key}/eval_rates",
         ).score
     if "eval_rates_heldin_forward" in sub and "eval_spikes_heldin_forward" in tgt:
-        fwd = _BitsPerSpike.build(
-            np.concatenate(
-                [sub["eval_rates_heldin_forward"], sub["eval_rates_heldout_forward"]], axis=2
-            ),
-            np.concatenate(
-                [tgt["eval_spikes_heldin_forward"], tgt["eval_spikes_heldout_forward"]], axis=2
-            ),
-            f"{key}/eval_rates_*_forward",
+        fwd = _BitsPerSpike.concat(
+            [
+                _BitsPerSpike.build(
+                    sub[f"eval_rates_{part}_forward"],
+                    tgt[f"eval_spikes_{part}_forward"],
+                    f"{key}/eval_rates_{part}_forward",
+                )
+                for part in ("heldin", "heldout")
+            ]
         )
         scorers["fp-bps"] = fwd.score
     if truth is not None:

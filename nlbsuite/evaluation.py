@@ -383,13 +383,15 @@ class _BitsPerSpike:
     bins: np.ndarray
 
     @classmethod
-    def build(cls, rates: np.ndarray, spikes: np.ndarray, what: str) -> _BitsPerSpike:
+    def build(
+        cls, rates: np.ndarray, spikes: np.ndarray, what: str, block_size: int = 1 << 16
+    ) -> _BitsPerSpike:
         """``rates``, ``spikes``: (trial, time, neuron) (2-d: one bin per row), any float
         dtype; NaN spikes mark unscored bins, where rates may be anything.
 
-        The log term is needed only where a spike count is nonzero, so ``log(rate)`` is
-        taken (in float64) at those bins alone; rate sums accumulate float32 input in
-        float64 without a float64 copy of the array.
+        Trials are taken in blocks of about ``block_size`` bins x neurons (cache-sized, no
+        float64 copy of the arrays). The log term is needed only where a spike count is
+        nonzero, so ``log(rate)`` is taken (in float64) at those bins alone.
         """
         rates, spikes = np.asarray(rates), np.asarray(spikes)
         require(
@@ -397,40 +399,43 @@ class _BitsPerSpike:
             f"{what}: shape {rates.shape} does not match the spikes' shape {spikes.shape}",
         )
         require(spikes.ndim >= 2, f"{what}: expected (trial, time, neuron), got {spikes.shape}")
-        n_trials, n_neurons = len(spikes), spikes.shape[-1]
-        shape = (n_trials, -1, n_neurons)
+        shape = (len(spikes), -1, spikes.shape[-1])
         rates, spikes = rates.reshape(shape), spikes.reshape(shape)
         if rates.dtype.kind != "f":
             rates = rates.astype(np.float64)
-        invalid = np.isnan(spikes)
-        has_invalid = bool(invalid.any())
-        if has_invalid:
-            # Unscored bins become rate 1: each adds exactly 1 to the rate sum (removed below).
-            r = np.where(invalid, rates.dtype.type(1.0), rates)
-            # Counts of 0/1 are exact in any float accumulation: a fast BLAS reduction.
-            n_invalid = np.ones(spikes.shape[1], np.float32) @ invalid.astype(np.float32)
-            nonzero = (spikes != 0) & ~invalid
-        else:
-            r = rates
-            n_invalid = np.zeros((n_trials, n_neurons))
-            nonzero = spikes != 0
-        _check_rates(r, what)
-        rate_sum = np.einsum("itn->in", r, dtype=np.float64) - n_invalid
-        zeros = r.min() == 0
-        if zeros:  # nlb_tools counts a zero rate as ZERO_RATE
-            rate_sum += ZERO_RATE * np.count_nonzero(r == 0, axis=1)
-        # Sum of spikes * log(rate) over the nonzero spike counts only, per (trial, neuron).
-        flat = np.flatnonzero(nonzero)
-        s = spikes.reshape(-1)[flat].astype(np.float64)
-        r_at = r.reshape(-1)[flat].astype(np.float64)
-        if zeros:
-            r_at[r_at == 0] = ZERO_RATE
-        cell = flat // (spikes.shape[1] * n_neurons) * n_neurons + flat % n_neurons
-        size = n_trials * n_neurons
-        s_log_r = np.bincount(cell, s * np.log(r_at), minlength=size).reshape(n_trials, -1)
-        spike_sum = np.bincount(cell, s, minlength=size).reshape(n_trials, -1)
-        bins = spikes.shape[1] - n_invalid.astype(np.float64)
-        return cls(rate_sum - s_log_r, spike_sum, bins)
+        n_trials, n_bins, n_neurons = spikes.shape
+        model, spike_sum, bins = (np.zeros((n_trials, n_neurons)) for _ in range(3))
+        ones = np.ones(n_bins, dtype=np.float32)
+        step = max(1, block_size // max(1, n_bins * n_neurons))
+        for t0 in range(0, n_trials, step):
+            sl = slice(t0, t0 + step)
+            r, s = rates[sl], spikes[sl]
+            invalid = np.isnan(s)
+            if invalid.any():
+                # Unscored bins become rate 1: each adds exactly 1 to the rate sum.
+                r = np.where(invalid, r.dtype.type(1.0), r)
+                # Counts of 0/1 are exact in float32: a fast BLAS reduction.
+                n_invalid = ones @ invalid.astype(np.float32)
+                nonzero = s != 0
+                nonzero &= ~invalid
+            else:
+                n_invalid = 0.0
+                nonzero = s != 0
+            lowest = r.min() if r.size else 1.0
+            if not lowest > 0:  # NaN, negative or zero rates
+                _check_rates(r, what)  # nlb_tools counts a zero rate as ZERO_RATE
+                r = np.where(r == 0, r.dtype.type(ZERO_RATE), r)
+            model[sl] += np.einsum("itn->in", r, dtype=np.float64) - n_invalid
+            bins[sl] = n_bins - n_invalid
+            # spikes * log(rate) where the count is nonzero, summed per (trial, neuron).
+            at = np.flatnonzero(nonzero)
+            cell = at // (n_bins * n_neurons) * n_neurons + at % n_neurons
+            s_at = s.reshape(-1)[at].astype(np.float64)
+            log_r = np.log(r.reshape(-1)[at], dtype=np.float64)
+            size = len(s) * n_neurons
+            model[sl] -= np.bincount(cell, s_at * log_r, size).reshape(len(s), n_neurons)
+            spike_sum[sl] = np.bincount(cell, s_at, size).reshape(len(s), n_neurons)
+        return cls(model, spike_sum, bins)
 
     @classmethod
     def concat(cls, stats: list[_BitsPerSpike]) -> _BitsPerSpike:
@@ -508,23 +513,29 @@ class _PsthCondition:
     def trial_sum(self, parts: list[np.ndarray]) -> np.ndarray:
         """(window row, neuron) float64 sum of the condition's shifted trials, each once.
 
-        Every trial contributes the same number of contiguous source bins, so the
-        float32 slices are added straight into one float64 accumulator (no shifted or
-        float64 copies of the trials).
+        Every trial contributes the same number of contiguous source bins: one gather
+        (trial, bin, neuron_i) per part, summed over trials in float64.
         """
+        n_neurons = sum(p.shape[2] for p in parts)
+        if self.window.size == 0:
+            return np.zeros((0, n_neurons))
         first = int(self.window.min())
         span = int(self.window.max()) + 1 - first
-        acc = np.zeros((span, sum(p.shape[2] for p in parts)))
-        for j, trials in self.groups:
-            lo = first - j
-            col = 0
-            for part in parts:
-                out = acc[:, col : col + part.shape[2]]
-                if len(trials) == 1:
-                    np.add(out, part[trials[0], lo : lo + span], out=out)
-                else:
-                    out += np.einsum("itn->tn", part[trials, lo : lo + span], dtype=np.float64)
-                col += part.shape[2]
+        trials = np.concatenate([t for _, t in self.groups])
+        shifts = np.concatenate([np.full(len(t), j) for j, t in self.groups])
+        # Rows of the (trial * time, neuron_i) parts: whole rows are copied, not elements.
+        rows = ((trials * parts[0].shape[1] + first - shifts)[:, None] + np.arange(span)).ravel()
+        acc = np.concatenate(
+            [
+                np.einsum(
+                    "itn->tn",
+                    np.take(p.reshape(-1, p.shape[2]), rows, axis=0).reshape(len(trials), span, -1),
+                    dtype=np.float64,
+                )
+                for p in parts
+            ],
+            axis=1,
+        )
         return acc[self.window - first]
 
 
@@ -555,6 +566,7 @@ class _Psth:
         what: str,
     ) -> _Psth:
         psth = np.asarray(psth, dtype=np.float64)
+        parts = [np.ascontiguousarray(p) for p in parts]  # (no copy for submission arrays)
         n_trials, n_bins = parts[0].shape[:2]
         n_neurons = sum(p.shape[2] for p in parts)
         require(
@@ -582,15 +594,21 @@ class _Psth:
                 f"eval_cond_idx[{c}]: trial indices must lie in [0, {n_trials})",
             )
             window = np.flatnonzero(~np.isnan(psth[c, :, 0]))
-            groups = []
-            for j in np.unique(jitter[idx]):
-                src = window - j  # shifted trials: bin t shows the trial's bin t - j
-                if src.size and (src.min() < 0 or src.max() >= n_bins):
+            # Shifted trials: bin t shows the trial's bin t - j, which must exist.
+            shifts = jitter[idx]
+            if window.size:
+                outside = (window.min() - shifts < 0) | (window.max() - shifts >= n_bins)
+                if outside.any():
                     raise UserError(
                         f"{what}: NaN rate predictions inside the PSTH window of condition "
-                        f"{c} (jitter {j} shifts bins out of the trial)"
+                        f"{c} (jitter {shifts[outside][0]} shifts bins out of the trial)"
                     )
-                groups.append((int(j), idx[jitter[idx] == j]))
+            order = np.argsort(shifts, kind="stable")
+            values, starts = np.unique(shifts[order], return_index=True)
+            groups = [
+                (int(j), trials)
+                for j, trials in zip(values, np.split(idx[order], starts[1:]), strict=True)
+            ]
             conditions.append(_PsthCondition(window, psth[c, window], groups))
         require(len(conditions) > 0, "eval_cond_idx: no condition has eval trials")
         all_truth = np.concatenate([c.truth for c in conditions])

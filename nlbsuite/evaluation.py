@@ -35,6 +35,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -384,7 +385,7 @@ class _BitsPerSpike:
 
     @classmethod
     def build(
-        cls, rates: np.ndarray, spikes: np.ndarray, what: str, block_size: int = 1 << 16
+        cls, rates: np.ndarray, spikes: np.ndarray, what: str, block_size: int = 1 << 18
     ) -> _BitsPerSpike:
         """``rates``, ``spikes``: (trial, time, neuron) (2-d: one bin per row), any float
         dtype; NaN spikes mark unscored bins, where rates may be anything.
@@ -503,12 +504,19 @@ class _R2:
 
 @dataclass
 class _PsthCondition:
-    """One PSTH condition: its window rows, true PSTH rows (row, neuron) and its eval
-    trials grouped by jitter (shift in bins -> trials)."""
+    """One PSTH condition: its window rows, true PSTH rows (row, neuron), its eval
+    trials (trial,) sorted by jitter and their jitters (shifts in bins)."""
 
     window: np.ndarray
     truth: np.ndarray
-    groups: list[tuple[int, np.ndarray]]
+    trials: np.ndarray
+    shifts: np.ndarray
+
+    @cached_property
+    def groups(self) -> list[tuple[int, np.ndarray]]:
+        """The trials grouped by jitter: [(shift, trials)]."""
+        values, starts = np.unique(self.shifts, return_index=True)
+        return [(int(j), t) for j, t in zip(values, np.split(self.trials, starts[1:]), strict=True)]
 
     def trial_sum(self, parts: list[np.ndarray]) -> np.ndarray:
         """(window row, neuron) float64 sum of the condition's shifted trials, each once.
@@ -521,8 +529,7 @@ class _PsthCondition:
             return np.zeros((0, n_neurons))
         first = int(self.window.min())
         span = int(self.window.max()) + 1 - first
-        trials = np.concatenate([t for _, t in self.groups])
-        shifts = np.concatenate([np.full(len(t), j) for j, t in self.groups])
+        trials, shifts = self.trials, self.shifts
         # Rows of the (trial * time, neuron_i) parts: whole rows are copied, not elements.
         rows = ((trials * parts[0].shape[1] + first - shifts)[:, None] + np.arange(span)).ravel()
         acc = np.concatenate(
@@ -604,12 +611,7 @@ class _Psth:
                         f"{c} (jitter {shifts[outside][0]} shifts bins out of the trial)"
                     )
             order = np.argsort(shifts, kind="stable")
-            values, starts = np.unique(shifts[order], return_index=True)
-            groups = [
-                (int(j), trials)
-                for j, trials in zip(values, np.split(idx[order], starts[1:]), strict=True)
-            ]
-            conditions.append(_PsthCondition(window, psth[c, window], groups))
+            conditions.append(_PsthCondition(window, psth[c, window], idx[order], shifts[order]))
         require(len(conditions) > 0, "eval_cond_idx: no condition has eval trials")
         all_truth = np.concatenate([c.truth for c in conditions])
         center = all_truth.mean(axis=0)
@@ -626,8 +628,7 @@ class _Psth:
     def _mean(self, w: np.ndarray, c: int, cond: _PsthCondition) -> tuple[np.ndarray, np.ndarray]:
         """(replicate, window row, neuron) weighted condition means and (replicate,) presence."""
         if len(w) == 1 and bool(np.all(w == 1.0)):  # the official score: each trial once
-            n = sum(len(trials) for _, trials in cond.groups)
-            mean = (cond.trial_sum(self.parts) / n)[None]
+            mean = (cond.trial_sum(self.parts) / len(cond.trials))[None]
             if np.isnan(mean).any():
                 raise UserError(
                     f"{self.what}: NaN rate predictions inside the PSTH window of condition {c}"
@@ -736,16 +737,19 @@ class _TpCorr:
             return np.where(present, rs, 0.0).sum(axis=1) / present.sum(axis=1)
 
 
-def _neural_speed(parts: list[np.ndarray], mask: np.ndarray, block: int = 16) -> np.ndarray:
+def _neural_speed(
+    parts: list[np.ndarray], mask: np.ndarray, block_size: int = 1 << 18
+) -> np.ndarray:
     """(trial,) mean norm of the rate steps between consecutive kept bins (nlb_tools'
     ``compute_speed``); NaN for trials with fewer than 2 kept bins.
 
     ``parts``: rate arrays (trial, time, neuron_i) whose neurons together make the rates;
     ``mask``: (trial, time) kept bins (the set-go window). Trials are sorted by the start
-    of their window and taken ``block`` at a time, so only each block's window span is
-    converted to float64 (small, cache-resident blocks, no full float64 copy).
+    of their window and taken in blocks of about ``block_size`` bins x neurons, so only
+    each block's window span is converted to float64 (no full float64 copy).
     """
     n_trials, n_bins = mask.shape
+    block = max(1, block_size // max(1, n_bins * sum(p.shape[2] for p in parts)))
     n_in = mask.sum(axis=1)
     pairs = mask[:, :-1] & mask[:, 1:]  # (trial, time - 1): steps inside the window
     n_pairs = pairs.sum(axis=1)

@@ -35,6 +35,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -386,9 +387,16 @@ class _BitsPerSpike:
     bins: np.ndarray
 
     @classmethod
-    def build(cls, rates: np.ndarray, spikes: np.ndarray, what: str) -> _BitsPerSpike:
-        """``rates``, ``spikes``: (trial, time, neuron) (2-d: one bin per row); NaN spikes
-        mark unscored bins, where rates may be anything."""
+    def build(
+        cls, rates: np.ndarray, spikes: np.ndarray, what: str, block_size: int = 1 << 18
+    ) -> _BitsPerSpike:
+        """``rates``, ``spikes``: (trial, time, neuron) (2-d: one bin per row), any float
+        dtype; NaN spikes mark unscored bins, where rates may be anything.
+
+        Trials are taken in blocks of about ``block_size`` bins x neurons (cache-sized, no
+        float64 copy of the arrays). The log term is needed only where a spike count is
+        nonzero, so ``log(rate)`` is taken (in float64) at those bins alone.
+        """
         rates, spikes = np.asarray(rates), np.asarray(spikes)
         require(
             rates.shape == spikes.shape,
@@ -397,20 +405,51 @@ class _BitsPerSpike:
         require(spikes.ndim >= 2, f"{what}: expected (trial, time, neuron), got {spikes.shape}")
         shape = (len(spikes), -1, spikes.shape[-1])
         rates, spikes = rates.reshape(shape), spikes.reshape(shape)
-        invalid = np.isnan(spikes)
-        n_invalid = np.count_nonzero(invalid, axis=1)  # (trial, neuron)
-        if n_invalid.any():
-            # Unscored bins become rate 1, spikes 0: each adds exactly 1 to the sum below.
-            r = np.where(invalid, np.float64(1.0), rates)
-            s = np.where(invalid, np.float64(0.0), spikes)
-        else:
-            r = rates.astype(np.float64)  # a copy: zeros are replaced below
-            s = np.asarray(spikes, dtype=np.float64)
-        _check_rates(r, what)
-        r[r == 0] = ZERO_RATE
-        model = r.sum(axis=1) - np.einsum("itn,itn->in", s, np.log(r)) - n_invalid
-        bins = (spikes.shape[1] - n_invalid).astype(np.float64)
-        return cls(model, s.sum(axis=1), bins)
+        if rates.dtype.kind != "f":
+            rates = rates.astype(np.float64)
+        n_trials, n_bins, n_neurons = spikes.shape
+        model, spike_sum, bins = (np.zeros((n_trials, n_neurons)) for _ in range(3))
+        ones = np.ones(n_bins, dtype=np.float32)
+        step = max(1, block_size // max(1, n_bins * n_neurons))
+        for t0 in range(0, n_trials, step):
+            sl = slice(t0, t0 + step)
+            r, s = rates[sl], spikes[sl]
+            invalid = np.isnan(s)
+            if invalid.any():
+                # Unscored bins become rate 1: each adds exactly 1 to the rate sum.
+                r = np.where(invalid, r.dtype.type(1.0), r)
+                # Counts of 0/1 are exact in float32: a fast BLAS reduction.
+                n_invalid = ones @ invalid.astype(np.float32)
+                nonzero = s != 0
+                nonzero &= ~invalid
+            else:
+                n_invalid = 0.0
+                nonzero = s != 0
+            lowest = r.min() if r.size else 1.0
+            if not lowest > 0:  # NaN, negative or zero rates
+                _check_rates(r, what)  # nlb_tools counts a zero rate as ZERO_RATE
+                r = np.where(r == 0, r.dtype.type(ZERO_RATE), r)
+            model[sl] += np.einsum("itn->in", r, dtype=np.float64) - n_invalid
+            bins[sl] = n_bins - n_invalid
+            # spikes * log(rate) where the count is nonzero, summed per (trial, neuron).
+            at = np.flatnonzero(nonzero)
+            cell = at // (n_bins * n_neurons) * n_neurons + at % n_neurons
+            s_at = s.reshape(-1)[at].astype(np.float64)
+            log_r = np.log(r.reshape(-1)[at], dtype=np.float64)
+            size = len(s) * n_neurons
+            model[sl] -= np.bincount(cell, s_at * log_r, size).reshape(len(s), n_neurons)
+            spike_sum[sl] = np.bincount(cell, s_at, size).reshape(len(s), n_neurons)
+        return cls(model, spike_sum, bins)
+
+    @classmethod
+    def concat(cls, stats: list[_BitsPerSpike]) -> _BitsPerSpike:
+        """Statistics of the neurons of ``stats`` side by side (same trials)."""
+        return cls(
+            *(
+                np.concatenate(arrays, axis=1)
+                for arrays in zip(*((s.model, s.spikes, s.bins) for s in stats), strict=True)
+            )
+        )
 
     def _nll(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(model NLL, null NLL, spikes), each (replicate, neuron)."""
@@ -468,12 +507,46 @@ class _R2:
 
 @dataclass
 class _PsthCondition:
-    """One PSTH condition: its window rows, true PSTH rows (row, neuron) and its eval
-    trials grouped by jitter (shift in bins -> trials)."""
+    """One PSTH condition: its window rows, true PSTH rows (row, neuron), its eval
+    trials (trial,) sorted by jitter and their jitters (shifts in bins)."""
 
     window: np.ndarray
     truth: np.ndarray
-    groups: list[tuple[int, np.ndarray]]
+    trials: np.ndarray
+    shifts: np.ndarray
+
+    @cached_property
+    def groups(self) -> list[tuple[int, np.ndarray]]:
+        """The trials grouped by jitter: [(shift, trials)]."""
+        values, starts = np.unique(self.shifts, return_index=True)
+        return [(int(j), t) for j, t in zip(values, np.split(self.trials, starts[1:]), strict=True)]
+
+    def trial_sum(self, parts: list[np.ndarray]) -> np.ndarray:
+        """(window row, neuron) float64 sum of the condition's shifted trials, each once.
+
+        Every trial contributes the same number of contiguous source bins: one gather
+        (trial, bin, neuron_i) per part, summed over trials in float64.
+        """
+        n_neurons = sum(p.shape[2] for p in parts)
+        if self.window.size == 0:
+            return np.zeros((0, n_neurons))
+        first = int(self.window.min())
+        span = int(self.window.max()) + 1 - first
+        trials, shifts = self.trials, self.shifts
+        # Rows of the (trial * time, neuron_i) parts: whole rows are copied, not elements.
+        rows = ((trials * parts[0].shape[1] + first - shifts)[:, None] + np.arange(span)).ravel()
+        acc = np.concatenate(
+            [
+                np.einsum(
+                    "itn->tn",
+                    np.take(p.reshape(-1, p.shape[2]), rows, axis=0).reshape(len(trials), span, -1),
+                    dtype=np.float64,
+                )
+                for p in parts
+            ],
+            axis=1,
+        )
+        return acc[self.window - first]
 
 
 @dataclass
@@ -503,6 +576,7 @@ class _Psth:
         what: str,
     ) -> _Psth:
         psth = np.asarray(psth, dtype=np.float64)
+        parts = [np.ascontiguousarray(p) for p in parts]  # (no copy for submission arrays)
         n_trials, n_bins = parts[0].shape[:2]
         n_neurons = sum(p.shape[2] for p in parts)
         require(
@@ -530,16 +604,17 @@ class _Psth:
                 f"eval_cond_idx[{c}]: trial indices must lie in [0, {n_trials})",
             )
             window = np.flatnonzero(~np.isnan(psth[c, :, 0]))
-            groups = []
-            for j in np.unique(jitter[idx]):
-                src = window - j  # shifted trials: bin t shows the trial's bin t - j
-                if src.size and (src.min() < 0 or src.max() >= n_bins):
+            # Shifted trials: bin t shows the trial's bin t - j, which must exist.
+            shifts = jitter[idx]
+            if window.size:
+                outside = (window.min() - shifts < 0) | (window.max() - shifts >= n_bins)
+                if outside.any():
                     raise UserError(
                         f"{what}: NaN rate predictions inside the PSTH window of condition "
-                        f"{c} (jitter {j} shifts bins out of the trial)"
+                        f"{c} (jitter {shifts[outside][0]} shifts bins out of the trial)"
                     )
-                groups.append((int(j), idx[jitter[idx] == j]))
-            conditions.append(_PsthCondition(window, psth[c, window], groups))
+            order = np.argsort(shifts, kind="stable")
+            conditions.append(_PsthCondition(window, psth[c, window], idx[order], shifts[order]))
         require(len(conditions) > 0, "eval_cond_idx: no condition has eval trials")
         all_truth = np.concatenate([c.truth for c in conditions])
         center = all_truth.mean(axis=0)
@@ -555,6 +630,13 @@ class _Psth:
 
     def _mean(self, w: np.ndarray, c: int, cond: _PsthCondition) -> tuple[np.ndarray, np.ndarray]:
         """(replicate, window row, neuron) weighted condition means and (replicate,) presence."""
+        if len(w) == 1 and bool(np.all(w == 1.0)):  # the official score: each trial once
+            mean = (cond.trial_sum(self.parts) / len(cond.trials))[None]
+            if np.isnan(mean).any():
+                raise UserError(
+                    f"{self.what}: NaN rate predictions inside the PSTH window of condition {c}"
+                )
+            return mean, np.ones(1, dtype=bool)
         total = np.zeros(len(w))
         acc = np.zeros((len(w), len(cond.window), sum(p.shape[2] for p in self.parts)))
         for j, trials in cond.groups:
@@ -563,13 +645,9 @@ class _Psth:
             src = cond.window - j
             lo, hi = int(src.min()), int(src.max()) + 1  # contiguous source bins
             col = 0
-            official = len(w) == 1 and bool(np.all(wg == 1.0))
             for part in self.parts:
                 block = part[trials, lo:hi]  # (trial, bins, neuron_i)
-                if official:  # each trial once: a plain sum
-                    summed = block.sum(axis=0, dtype=np.float64)[None]
-                else:
-                    summed = (wg @ block.reshape(len(trials), -1)).reshape(len(w), hi - lo, -1)
+                summed = (wg @ block.reshape(len(trials), -1)).reshape(len(w), hi - lo, -1)
                 acc[:, :, col : col + part.shape[2]] = (
                     acc[:, :, col : col + part.shape[2]] + summed[:, src - lo]
                 )
@@ -627,19 +705,7 @@ class _TpCorr:
             f"eval_behavior: expected shape ({n_trials}, 5) (is_eye, theta, is_short, ts, "
             f"tp), got {behavior.shape}",
         )
-        sq = np.zeros((n_trials, n_bins - 1))
-        for part in parts:
-            d = np.diff(np.asarray(part, dtype=np.float64), axis=1)
-            sq += np.einsum("itn,itn->it", d, d)
-        pairs = mask[:, :-1] & mask[:, 1:]
-        n_in = mask.sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            speed = np.where(pairs, np.sqrt(sq), 0.0).sum(axis=1) / pairs.sum(axis=1)
-        speed = np.where(n_in >= 2, speed, np.nan)
-        # A window with gaps: nlb_tools differences the kept bins as if adjacent.
-        for i in np.flatnonzero((n_in >= 2) & (pairs.sum(axis=1) != n_in - 1)):
-            kept = np.concatenate([p[i] for p in parts], axis=1, dtype=np.float64)[mask[i]]
-            speed[i] = np.mean(np.linalg.norm(np.diff(kept, axis=0), axis=1))
+        speed = _neural_speed(parts, mask)
         keys = behavior[:, :3]
         complete = ~np.isnan(keys).any(axis=1)
         cond = np.full(n_trials, -1, dtype=np.intp)
@@ -672,6 +738,42 @@ class _TpCorr:
             rs[:, c] = np.where(x_const | y_const | few, np.nan, r)
         with np.errstate(invalid="ignore"):
             return np.where(present, rs, 0.0).sum(axis=1) / present.sum(axis=1)
+
+
+def _neural_speed(
+    parts: list[np.ndarray], mask: np.ndarray, block_size: int = 1 << 18
+) -> np.ndarray:
+    """(trial,) mean norm of the rate steps between consecutive kept bins (nlb_tools'
+    ``compute_speed``); NaN for trials with fewer than 2 kept bins.
+
+    ``parts``: rate arrays (trial, time, neuron_i) whose neurons together make the rates;
+    ``mask``: (trial, time) kept bins (the set-go window). Trials are sorted by the start
+    of their window and taken in blocks of about ``block_size`` bins x neurons, so only
+    each block's window span is converted to float64 (no full float64 copy).
+    """
+    n_trials, n_bins = mask.shape
+    block = max(1, block_size // max(1, n_bins * sum(p.shape[2] for p in parts)))
+    n_in = mask.sum(axis=1)
+    pairs = mask[:, :-1] & mask[:, 1:]  # (trial, time - 1): steps inside the window
+    n_pairs = pairs.sum(axis=1)
+    speed = np.full(n_trials, np.nan)
+    first = np.argmax(mask, axis=1)
+    last = n_bins - np.argmax(mask[:, ::-1], axis=1)  # one past the last kept bin
+    order = np.flatnonzero(n_in >= 2)
+    order = order[np.argsort(first[order], kind="stable")]
+    for b in range(0, len(order), block):
+        trials = order[b : b + block]
+        lo, hi = int(first[trials].min()), int(last[trials].max())
+        x = np.concatenate([p[trials, lo:hi] for p in parts], axis=2, dtype=np.float64)
+        d = x[:, 1:] - x[:, :-1]
+        norms = np.sqrt(np.einsum("itn,itn->it", d, d))
+        speed[trials] = np.where(pairs[trials, lo : hi - 1], norms, 0.0).sum(axis=1)
+    speed /= np.where(n_pairs > 0, n_pairs, 1)
+    # A window with gaps: nlb_tools differences the kept bins as if adjacent.
+    for i in np.flatnonzero((n_in >= 2) & (n_pairs != n_in - 1)):
+        kept = np.concatenate([p[i] for p in parts], axis=1, dtype=np.float64)[mask[i]]
+        speed[i] = np.mean(np.linalg.norm(np.diff(kept, axis=0), axis=1))
+    return speed
 
 
 def _constant_among(values: np.ndarray, drawn: np.ndarray) -> np.ndarray:
@@ -843,8 +945,8 @@ def _score_arrays(
     spikes = tgt["eval_spikes_heldout"]
     n_eval = len(spikes)
     scorers: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
-    # float64 once: numpy's mixed float32/float64 ufuncs are several times slower.
-    eval_parts = [sub[k].astype(np.float64) for k in ("eval_rates_heldin", "eval_rates_heldout")]
+    # Kept in their dtype (float32 in files): each metric accumulates in float64 itself.
+    eval_parts = [sub[k] for k in ("eval_rates_heldin", "eval_rates_heldout")]
 
     co = _BitsPerSpike.build(eval_parts[1], spikes, f"{key}/eval_rates_heldout")
     scorers["co-bps"] = co.score
@@ -874,14 +976,15 @@ def _score_arrays(
             f"{key}/eval_rates",
         ).score
     if "eval_rates_heldin_forward" in sub and "eval_spikes_heldin_forward" in tgt:
-        fwd = _BitsPerSpike.build(
-            np.concatenate(
-                [sub["eval_rates_heldin_forward"], sub["eval_rates_heldout_forward"]], axis=2
-            ),
-            np.concatenate(
-                [tgt["eval_spikes_heldin_forward"], tgt["eval_spikes_heldout_forward"]], axis=2
-            ),
-            f"{key}/eval_rates_*_forward",
+        fwd = _BitsPerSpike.concat(
+            [
+                _BitsPerSpike.build(
+                    sub[f"eval_rates_{part}_forward"],
+                    tgt[f"eval_spikes_{part}_forward"],
+                    f"{key}/eval_rates_{part}_forward",
+                )
+                for part in ("heldin", "heldout")
+            ]
         )
         scorers["fp-bps"] = fwd.score
     if truth is not None:

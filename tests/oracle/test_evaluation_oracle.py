@@ -19,7 +19,12 @@ nlb_eval = pytest.importorskip("nlb_tools.evaluation")
 from nlb_tools.make_tensors import save_to_h5  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from nlbsuite.evaluation import bits_per_spike, score_submission  # noqa: E402
+from nlbsuite.evaluation import (  # noqa: E402
+    _BitsPerSpike,
+    bits_per_spike,
+    score_submission,
+    speed_tp_correlation,
+)
 from nlbsuite.submission import write_submission, write_target  # noqa: E402
 from nlbsuite.synthetic_targets import make_case  # noqa: E402
 
@@ -122,3 +127,35 @@ def test_nlb_tools_overwrites_zero_rates_but_nlbsuite_does_not() -> None:
     theirs = nlb_eval.bits_per_spike(rates, spikes)
     assert abs(ours - theirs) <= TOL
     assert rates[0, 0, 0] == 1e-9  # nlb_tools changed the caller's array
+
+
+def test_blocked_bits_per_spike_and_speed_edge_cases_match() -> None:
+    """float32 views, several trial blocks, NaN and negative rates in unscored bins, zero
+    rates where spikes fall, and set-go windows with gaps or < 2 bins."""
+    rng = np.random.default_rng(5)
+    rates = rng.gamma(2.0, 0.2, size=(40, 30, 7)).astype(np.float32)
+    spikes = rng.poisson(rates).astype(np.float64)
+    spikes[:, :9] = np.nan  # front padding, as DMFC_RSG
+    spikes[3, 20:, 2] = np.nan  # a neuron-specific gap
+    rates[:, :5] = np.nan
+    rates[1, 6] = -1.0
+    rates[2, 15:18] = 0.0
+    spikes[2, 15:18] = 2.0
+    view = np.swapaxes(np.swapaxes(rates, 0, 1).copy(), 0, 1)  # non-contiguous
+    theirs = nlb_eval.bits_per_spike(rates.astype(float), spikes)
+    assert abs(bits_per_spike(view, spikes) - theirs) <= TOL
+    blocked = _BitsPerSpike.build(view, spikes, "x", block_size=500).score(np.ones((1, 40)))
+    assert abs(blocked[0] - theirs) <= TOL
+
+    rates = rng.gamma(2.0, 0.2, size=(60, 30, 9)).astype(np.float32)
+    held = rng.poisson(1.0, size=(60, 30, 3)).astype(np.float64)
+    held[:, :4] = np.nan
+    held[np.arange(60) % 5 == 0, 10:12] = np.nan  # windows with gaps
+    held[7, :28] = np.nan  # a window of just 2 bins
+    behavior = np.column_stack(
+        [rng.integers(0, 2, 60), rng.choice([0.0, 180.0], 60), np.ones(60), np.ones(60),
+         rng.uniform(0.5, 1.0, 60)]
+    )  # fmt: skip
+    ours = speed_tp_correlation(held, rates, behavior)
+    theirs = nlb_eval.speed_tp_correlation(held, rates.astype(float), behavior)
+    assert np.isfinite(theirs) and abs(ours - theirs) <= TOL

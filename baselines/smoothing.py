@@ -18,6 +18,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import signal
 from sklearn.linear_model import PoissonRegressor
+from tqdm import tqdm
 
 from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo
 from nlbsuite.data import PhaseData, Rates
@@ -61,7 +62,9 @@ def fit_poisson_glms(
     """One PoissonRegressor per column of ``y`` (samples, output) from ``x`` (samples, feature),
     refit with 5x ``max_iter`` while it has not converged (up to 10000), as NLB's script."""
     glms = []
-    for chan in range(y.shape[1]):
+    for chan in tqdm(
+        range(y.shape[1]), desc="Poisson GLMs", unit="neuron", leave=False, disable=None
+    ):
         iters = max_iter
         glm = PoissonRegressor(alpha=alpha, max_iter=iters).fit(x, y[:, chan])
         while glm.n_iter_ == iters and iters < 10000:

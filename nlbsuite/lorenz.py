@@ -162,7 +162,11 @@ def make_lorenz(
         eval_latents=cond_latents[cond_of_trial[evals]][:, :nb],
     )
     return PhaseData(
-        dataset="lorenz",
+        dataset="lorenz"
+        if size == "default"
+        else f"lorenz_{size}"
+        if isinstance(size, str)
+        else "lorenz_custom",
         bin_width_ms=bin_ms,
         phase=phase,
         train_spikes_heldin=cut(spikes, train, heldin, False),

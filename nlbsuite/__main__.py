@@ -1,0 +1,3 @@
+from nlbsuite.cli import main
+
+raise SystemExit(main())

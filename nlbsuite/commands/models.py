@@ -1,0 +1,42 @@
+"""``nlbsuite models``: list registered models (built-in and entry-point)."""
+
+from __future__ import annotations
+
+import argparse
+
+from tabulate import tabulate
+
+from nlbsuite.errors import UserError
+from nlbsuite.registry import BUILTIN_MODELS, get_model_class, model_entries
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list models and their presets")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = []
+    for name, target in model_entries().items():
+        origin = "built-in" if name in BUILTIN_MODELS else "entry point"
+        try:
+            cls = get_model_class(name)
+        except UserError as exc:
+            rows.append([name, origin, "", "", f"unavailable: {exc}"])
+            continue
+        kind = "stochastic" if cls.info.stochastic else "deterministic"
+        rows.append(
+            [
+                name,
+                origin,
+                ", ".join(cls.presets),
+                kind,
+                cls.info.description or cls.info.citation or target,
+            ]
+        )
+    print(
+        tabulate(
+            rows, headers=["model", "from", "presets", "kind", "description"], tablefmt="simple"
+        )
+    )
+    return 0

@@ -1,0 +1,105 @@
+"""Dataset registry: one name -> one way to get a :class:`~nlbsuite.data.PhaseData`.
+
+- ``lorenz`` / ``lorenz_tiny``: synthetic Lorenz data with ground truth (no download).
+- NLB'21 datasets (``mc_maze``, ``mc_rtt``, ``area2_bump``, ``dmfc_rsg``, ``mc_maze_large``,
+  ``mc_maze_medium``, ``mc_maze_small``): built from NWB files by :mod:`nlbsuite.nlb`.
+- Any tensor file in nlb_tools' h5 layout: :func:`load_dataset` with ``path=``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nlbsuite.data import BIN_WIDTHS_MS, PHASES, PhaseData, phase_data_from_h5
+from nlbsuite.errors import UserError, require
+from nlbsuite.registry import did_you_mean
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    description: str
+    source: str
+
+
+LORENZ_DATASETS = {
+    "lorenz": DatasetInfo(
+        "lorenz",
+        "Lorenz latents -> Poisson spikes, 65 cond x 20 trials, 1 s at 20 ms, "
+        "22+8 neurons, true rates known",
+        "generated (no download)",
+    ),
+    "lorenz_tiny": DatasetInfo(
+        "lorenz_tiny",
+        "tiny Lorenz for tests: 8 cond x 6 trials, 0.4 s at 20 ms",
+        "generated (no download)",
+    ),
+}
+NLB_DATASETS = {
+    "mc_maze": DatasetInfo(
+        "mc_maze", "monkey motor cortex, delayed center-out maze reaching", "DANDI 000128"
+    ),
+    "mc_rtt": DatasetInfo("mc_rtt", "monkey motor cortex, random target reaching", "DANDI 000129"),
+    "area2_bump": DatasetInfo(
+        "area2_bump", "monkey area 2, reaching with bump perturbations", "DANDI 000127"
+    ),
+    "dmfc_rsg": DatasetInfo("dmfc_rsg", "monkey DMFC, ready-set-go timing task", "DANDI 000130"),
+    "mc_maze_large": DatasetInfo(
+        "mc_maze_large", "MC_Maze scaled, 500 train trials", "DANDI 000138"
+    ),
+    "mc_maze_medium": DatasetInfo(
+        "mc_maze_medium", "MC_Maze scaled, 250 train trials", "DANDI 000139"
+    ),
+    "mc_maze_small": DatasetInfo(
+        "mc_maze_small", "MC_Maze scaled, 100 train trials", "DANDI 000140"
+    ),
+}
+
+
+def list_datasets() -> list[DatasetInfo]:
+    return [*LORENZ_DATASETS.values(), *NLB_DATASETS.values()]
+
+
+def load_dataset(
+    name: str = "lorenz",
+    phase: str = "val",
+    bin_width_ms: int | None = None,
+    seed: int = 0,
+    path: str | Path | None = None,
+    target: str | Path | None = None,
+    nwb: list[Path] | None = None,
+) -> PhaseData:
+    """Load dataset ``name`` for ``phase`` ("val" or "test").
+
+    ``path``: a tensor file in nlb_tools' h5 layout (then ``name`` may be None and is taken
+    from the file name); ``target``: its eval-target file. ``seed`` is the data seed of
+    generated datasets (Lorenz), not the model seed. ``nwb``: NWB files for NLB datasets.
+    """
+    require(phase in PHASES, f"--phase '{phase}': expected one of {', '.join(PHASES)}")
+    if bin_width_ms is not None:
+        require(
+            bin_width_ms in BIN_WIDTHS_MS,
+            f"--bin {bin_width_ms}: expected one of {', '.join(map(str, BIN_WIDTHS_MS))} ms",
+        )
+    if path is not None:
+        return phase_data_from_h5(
+            path,
+            dataset=None if name in (None, "lorenz") else name,
+            bin_width_ms=bin_width_ms,
+            phase=phase,
+            target_path=target,
+        )
+    if name in LORENZ_DATASETS:
+        from nlbsuite.lorenz import make_lorenz
+
+        size = "tiny" if name == "lorenz_tiny" else "default"
+        return make_lorenz(phase=phase, seed=seed, size=size, bin_width_ms=bin_width_ms)
+    if name in NLB_DATASETS:
+        try:
+            from nlbsuite.nlb import load_nlb
+        except ImportError:
+            raise UserError(f"dataset '{name}': the NLB data layer is not available") from None
+        return load_nlb(name, phase=phase, bin_width_ms=bin_width_ms or 5, nwb_paths=nwb, seed=seed)
+    known = [*LORENZ_DATASETS, *NLB_DATASETS]
+    raise UserError(f"--dataset '{name}': unknown dataset; {did_you_mean(name, known)}")

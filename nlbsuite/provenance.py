@@ -1,0 +1,83 @@
+"""What a result record says about where it came from: versions, git commit, date, hashes."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import platform
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+from nlbsuite.data import PhaseData
+
+_PACKAGES = ("numpy", "scipy", "scikit-learn", "h5py", "pandas", "torch", "torchsde")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that can change a result."""
+    from nlbsuite import __version__
+
+    out = {"python": platform.python_version(), "nlbsuite": __version__}
+    for name in _PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def git_commit(path: Path | None = None) -> str:
+    """HEAD commit of the nlbsuite checkout (``+dirty`` if modified), or "unknown"."""
+    cwd = path or Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return sha + ("+dirty" if dirty else "")
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def data_hash(data: PhaseData) -> str:
+    """Content hash of everything a run reads: model inputs and the evaluation target."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{data.dataset}|{data.bin_width_ms}|{data.phase}".encode())
+    arrays: dict[str, object] = {
+        "train_spikes_heldin": data.train_spikes_heldin,
+        "train_spikes_heldout": data.train_spikes_heldout,
+        "eval_spikes_heldin": data.eval_spikes_heldin,
+        "train_spikes_heldin_forward": data.train_spikes_heldin_forward,
+        "train_spikes_heldout_forward": data.train_spikes_heldout_forward,
+        "train_behavior": data.train_behavior,
+    }
+    if data.target is not None:
+        arrays.update({f"target.{k}": v for k, v in data.target.arrays().items()})
+    for key in sorted(arrays):
+        value = arrays[key]
+        if value is None:
+            continue
+        h.update(key.encode())
+        for arr in value if isinstance(value, list) else [value]:
+            a = np.ascontiguousarray(arr)
+            h.update(str((a.dtype.str, a.shape)).encode())
+            h.update(a.tobytes())
+    return h.hexdigest()

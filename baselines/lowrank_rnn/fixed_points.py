@@ -13,21 +13,28 @@ arrangement of H = N (ReLU) or 2N (clipped) hyperplanes can be visited, O(H^R) o
 instead of 2^N or 3^N (Pals et al. 2024, "Inferring stochastic low-rank RNNs from neural
 data", who solve one system per region around every intersection point).
 
-How the regions are enumerated here, each exactly once and at O(1) amortised cost:
+How it is done here (all exact; pure NumPy):
 
-1. The arrangement lives in the row space of ``m`` (dimension d <= R, coordinates
-   ``y = Q.T z``); a box that must contain every fixed point (clipped ReLU: the range of the
-   map; ReLU: the hull of all intersection points) adds 2d hyperplanes, so every region
-   inside it is a bounded polytope.
-2. Every bounded region has a unique lowest vertex along a fixed generic direction ``c``.
-   At a vertex (d hyperplanes meet) exactly one of the 2^d surrounding regions has it as its
-   lowest vertex: the orthant with signs ``sign(G_S^{-T} c)``.
-3. Vertices are visited along lines (d - 1 hyperplanes): all other hyperplanes cross the
-   line at sorted positions, and an exclusive cumulative sum of the per-crossing changes of
-   the affine map gives the map of every region touching the line in O(1) each.
-4. A region's candidate fixed point must lie in its tangent cone at the vertex and on the
-   region's side of the next crossing along the line; the few candidates left are checked
-   against every unit, then re-derived from scratch (state vector -> affine map -> solve).
+1. Reduction: with ``Q`` an orthonormal basis of the row space of ``m`` (d = rank(m) <= R
+   dims), fixed points are the solutions of ``y = mix phi(g y + h)`` with ``y = Q.T z``,
+   ``g = m Q`` and ``mix = Q.T diag(1/(1-a)) n.T``; ``z = n.T phi(g y + h) / (1 - a)``.
+2. A box holding every fixed point: the range of the map (clipped ReLU), or for ReLU a
+   radius proven on the cube's faces in the homogeneous limit (else the hull of all
+   vertices, with its border boxes never dropped).
+3. Pruning: the box is bisected; a box is dropped when an interval bound (mean-value form
+   with the unit slopes in [0, 1] only for units whose breakpoints meet the box, or the
+   direct hull of ``mix phi``) proves ``y - mix phi(g y + h)`` has no zero in it. Boxes met
+   by at most ``leaf_planes`` hyperplanes become leaves. ``prune=False`` skips this step
+   and enumerates every region of the whole arrangement.
+4. Region enumeration inside each leaf, each region exactly once: every bounded region has
+   a unique lowest vertex along a fixed generic direction ``c``, and at a vertex (d
+   hyperplanes meet) exactly one of the 2^d surrounding regions has it as lowest vertex
+   (orthant ``sign(G_S^{-T} c)``). Vertices are visited along lines (d - 1 hyperplanes);
+   the other hyperplanes cross a line at sorted positions, and an exclusive cumulative sum
+   of the changes of the region map gives every region's map in O(1).
+5. Checks: a region's candidate must lie in its tangent cone at the vertex, on its side of
+   the next crossing along the line, and on the vertex's side of every unit hyperplane;
+   survivors are re-derived from scratch (state vector -> affine map -> solve -> check).
 
 Fixed points on region boundaries and non-isolated fixed points (singular region maps) are
 measure-zero cases that are not searched for.
@@ -677,7 +684,8 @@ def find_fixed_points(
     net: PiecewiseLinearRNN,
     *,
     prune: bool = True,
-    leaf_planes: int = 24,
+    leaf_planes: int = 12,
+    max_rank: int = 8,
     max_events: int = 2**18,
     direction_seed: int = 12345,
 ) -> FixedPoints:
@@ -687,6 +695,7 @@ def find_fixed_points(
     ``prune``: first drop boxes that provably hold no fixed point (interval bound), and
     enumerate regions only inside the rest (leaves with at most ``leaf_planes`` crossing
     hyperplanes); ``prune=False`` enumerates every region of the arrangement, O(H^R).
+    Raises ValueError above ``max_rank`` (the work grows like H^R).
     """
     start = time.perf_counter()
     r = net.rank
@@ -694,6 +703,10 @@ def find_fixed_points(
         raise ValueError("decay a = 1 makes every fixed point non-isolated; need a != 1")
     _, sing, vt = np.linalg.svd(net.m, full_matrices=False)
     d = int(np.sum(sing > max(sing.max(initial=0.0), 1e-300) * 1e-10))
+    if d > max_rank:
+        raise ValueError(
+            f"rank {d} is above max_rank={max_rank}: exact enumeration grows like H^rank"
+        )
     if d == 0:  # every unit sees a constant current: one region
         states = net.unit_states(np.zeros((1, r)))
         return _verified(net, states, 1, start, {"dimension": 0.0})

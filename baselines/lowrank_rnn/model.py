@@ -47,12 +47,16 @@ class LowRankRNNConfig(ModelConfig):
     "acausal" (look-ahead window, the paper's NLB setting), "causal" or "centered";
     ``posterior``: "filter" (SMC filtering means) or "smooth" (backward-simulation smoother)
     at prediction; ``n_samples``: prediction repeats averaged, each with
-    ``predict_particles`` particles; ``val_fraction`` of the train trials pick the best
-    epoch by held-out co-smoothing likelihood; ``train_on_eval_heldin`` also fits the eval
-    trials' held-in spikes (allowed by NLB rules)."""
+    ``predict_particles`` particles; ``updates``: optimizer steps (whole epochs, at least
+    this many; the learning rate decays exponentially from ``lr`` to ``lr_end``);
+    ``val_fraction`` of the train trials pick the best of ``n_evals`` checkpoints by
+    held-out co-smoothing likelihood; ``train_on_eval_heldin`` also fits the eval
+    trials' held-in spikes (allowed by NLB rules). ``bin_ms``: the model's time step; finer
+    data bins are summed into steps of (about) this width, rates interpolated back."""
 
     rank: int = 3
     n_units: int = 512
+    bin_ms: int = 20
     nonlinearity: str = "clipped_relu"
     link: str = "softplus"
     n_particles: int = 32
@@ -63,13 +67,13 @@ class LowRankRNNConfig(ModelConfig):
     init_decay: float = 0.9
     init_noise: float = 0.1
     init_noise_t0: float = 1.0
-    epochs: int = 100
+    updates: int = 4000
     batch_size: int = 32
     lr: float = 3e-3
     lr_end: float = 1e-4
     grad_clip: float = 10.0
     val_fraction: float = 0.1
-    eval_every: int = 5
+    n_evals: int = 12
     train_on_eval_heldin: bool = True
     posterior: str = "filter"
     predict_particles: int = 64
@@ -277,6 +281,33 @@ def backward_smooth(model: LowRankSSM, res: SMCResult, gen: torch.Generator) -> 
 # ----------------------------------------------------------------------------------------
 
 
+def bin_factor(bin_ms: int, data_bin_ms: int, n_bins: int, n_forward: int) -> int:
+    """Data bins per model step: about ``bin_ms / data_bin_ms``, dividing both windows."""
+    factor = max(1, int(bin_ms) // int(data_bin_ms))
+    while n_bins % factor or n_forward % factor:
+        factor -= 1
+    return factor
+
+
+def coarsen(spikes: np.ndarray, factor: int) -> np.ndarray:
+    """Sum (trial, time, neuron) counts over groups of ``factor`` bins."""
+    n_trials, n_time, n_neurons = spikes.shape
+    return spikes.reshape(n_trials, n_time // factor, factor, n_neurons).sum(axis=2)
+
+
+def refine(rates: np.ndarray, factor: int) -> np.ndarray:
+    """Rates per model step (trial, steps, neuron) -> per data bin (trial, steps * factor,
+    neuron): linear interpolation between step centres (held flat at the ends), / factor."""
+    if factor == 1:
+        return rates
+    n_steps = rates.shape[1]
+    pos = np.clip((np.arange(n_steps * factor) + 0.5) / factor - 0.5, 0, n_steps - 1)
+    left = np.floor(pos).astype(int)
+    right = np.minimum(left + 1, n_steps - 1)
+    frac = (pos - left)[None, :, None]
+    return ((1 - frac) * rates[:, left] + frac * rates[:, right]) / factor
+
+
 class LowRankRNN(ModelAdapter):
     """Stochastic low-rank RNN, VSMC inference, exact fixed points (see module docstring)."""
 
@@ -296,10 +327,10 @@ class LowRankRNN(ModelAdapter):
             "n_particles": 4,
             "enc_channels": 8,
             "enc_kernels": (3, 3),
-            "epochs": 8,
+            "updates": 24,
             "batch_size": 16,
             "lr": 1e-2,
-            "eval_every": 4,
+            "n_evals": 3,
             "predict_particles": 8,
             "n_samples": 1,
         },
@@ -312,12 +343,12 @@ class LowRankRNN(ModelAdapter):
             "enc_kernels": (14, 4, 2),
             "init_decay": 0.9,
             "init_noise": 0.05,
-            "epochs": 2000,
+            "updates": 216_000,  # 2000 epochs of MC_Maze (20 ms) at batch 16
             "batch_size": 16,
             "lr": 1e-3,
             "lr_end": 1e-5,
             "grad_clip": 0.0,
-            "eval_every": 50,
+            "n_evals": 40,
             "predict_particles": 192,
             "n_samples": 32,
         },
@@ -374,9 +405,10 @@ class LowRankRNN(ModelAdapter):
         torch.manual_seed(self.seed)
         gen = torch.Generator(device=device).manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
-        full = data.train_spikes_full().astype(np.float32)  # (trial, T + F, neuron)
-        n_train, n_time, n_obs = full.shape
-        n_in, n_bins = data.n_heldin, data.n_bins
+        self.factor = bin_factor(cfg.bin_ms, data.bin_width_ms, data.n_bins, data.n_forward)
+        full = coarsen(data.train_spikes_full(), self.factor).astype(np.float32)
+        n_train, n_time, n_obs = full.shape  # (trial, model steps incl. forward, neuron)
+        n_in, n_bins = data.n_heldin, data.n_bins // self.factor
         self.n_heldin, self.n_bins, self.n_forward = n_in, n_bins, n_time - n_bins
 
         # Validation trials (best epoch by held-out-neuron likelihood) and the fit set.
@@ -386,7 +418,7 @@ class LowRankRNN(ModelAdapter):
         obs = [full[fit_idx]]
         mask = [np.ones_like(full[fit_idx])]
         if cfg.train_on_eval_heldin:
-            ev = data.eval_spikes_heldin.astype(np.float32)
+            ev = coarsen(data.eval_spikes_heldin, self.factor).astype(np.float32)
             pad = np.zeros((ev.shape[0], n_time, n_obs), np.float32)
             pad[:, :n_bins, :n_in] = ev
             m_ev = np.zeros_like(pad)
@@ -400,13 +432,16 @@ class LowRankRNN(ModelAdapter):
 
         self.model = LowRankSSM(cfg, n_in, n_obs, mean_counts).to(device)
         opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        gamma = (cfg.lr_end / cfg.lr) ** (1.0 / max(1, cfg.epochs)) if cfg.lr_end > 0 else 1.0
+        n_fit = obs_t.shape[0]
+        n_batches = -(-n_fit // cfg.batch_size)
+        n_epochs = max(1, -(-cfg.updates // n_batches))
+        eval_at = set(np.linspace(n_epochs, 0, max(1, cfg.n_evals), endpoint=False).astype(int))
+        gamma = (cfg.lr_end / cfg.lr) ** (1.0 / (n_epochs * n_batches)) if cfg.lr_end > 0 else 1.0
         sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
         self.history: list[float] = []
         self.val_history: list[tuple[int, float]] = []
         best_score, best_state = -np.inf, None
-        n_fit = obs_t.shape[0]
-        bar = tqdm(range(cfg.epochs), desc="lowrank_rnn", leave=False, disable=None)
+        bar = tqdm(range(n_epochs), desc="lowrank_rnn", leave=False, disable=None)
         for epoch in bar:
             self.model.train()
             order = torch.randperm(n_fit, generator=gen, device=device)
@@ -423,12 +458,11 @@ class LowRankRNN(ModelAdapter):
                 if cfg.grad_clip > 0:
                     nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                 opt.step()
+                sched.step()
                 total += float(loss.detach()) * float(n_entries)
                 count += float(n_entries)
-            sched.step()
             self.history.append(total / count)
-            last = epoch == cfg.epochs - 1
-            if n_val and ((epoch + 1) % cfg.eval_every == 0 or last):
+            if n_val and epoch + 1 in eval_at:
                 score = self._val_score(full[val], device)
                 self.val_history.append((epoch + 1, score))
                 if score > best_score:
@@ -437,7 +471,7 @@ class LowRankRNN(ModelAdapter):
         if best_state is not None:
             self.model.load_state_dict(best_state)
         self.model.eval()
-        self.example_latents = self.latents(data.train_spikes_heldin[:64])
+        self.example_latents = self.latents(data.train_spikes_heldin[:64])  # (trial, step, R)
 
     def _val_score(self, val_full: np.ndarray, device: torch.device) -> float:
         """Mean Poisson log-likelihood per held-out-neuron count on validation trials, their
@@ -507,18 +541,23 @@ class LowRankRNN(ModelAdapter):
         require(hasattr(self, "model"), "lowrank_rnn: call fit() before predict()")
         old_threads = self._threads()
         try:
-            n_fwd = data.n_forward
+            f = self.factor
+            n_fwd = data.n_forward // f
             reps = max(1, self.cfg.n_samples)
-            train = self._infer(data.train_spikes_heldin, reps, self.seed + 1, n_fwd)
-            evals = self._infer(data.eval_spikes_heldin, reps, self.seed + 2, n_fwd)
+            train_in = coarsen(data.train_spikes_heldin, f)
+            eval_in = coarsen(data.eval_spikes_heldin, f)
+            train = refine(self._infer(train_in, reps, self.seed + 1, n_fwd), f)
+            evals = refine(self._infer(eval_in, reps, self.seed + 2, n_fwd), f)
         finally:
             torch.set_num_threads(old_threads)
         return Rates.from_full(train, evals, data.n_heldin, data.n_bins)
 
     def latents(self, heldin: np.ndarray, seed: int | None = None) -> np.ndarray:
-        """Posterior mean latent trajectories (trial, time, R) of held-in spikes."""
+        """Posterior mean latent trajectories (trial, model step, R) of held-in spikes
+        (trial, data bin, neuron)."""
         seed = self.seed + 3 if seed is None else seed
-        return self._posterior(np.asarray(heldin, dtype=np.float32), seed, 0)[0]
+        steps = coarsen(np.asarray(heldin, dtype=np.float32), self.factor)
+        return self._posterior(steps, seed, 0)[0]
 
     def dynamics(self) -> PiecewiseLinearRNN:
         """The fitted noise-free latent map, for :func:`find_fixed_points`."""

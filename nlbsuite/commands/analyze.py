@@ -58,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
             f"{args.run}: model '{record.model}' has no piecewise-linear latent dynamics; "
             "fixed points need a lowrank_rnn run"
         )
-    fps = find_fixed_points(model.dynamics())
+    try:
+        fps = find_fixed_points(model.dynamics(), prune=not args.no_prune)
+    except ValueError as exc:
+        raise UserError(f"{args.run}: {exc}") from None
     rows = fps.table()
     if args.json:
         print(

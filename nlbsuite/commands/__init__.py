@@ -11,4 +11,5 @@ COMMANDS = [
     "submit",
     "validate",
     "score",
+    "analyze",
 ]

@@ -1,0 +1,243 @@
+"""lowrank_rnn: exact fixed points (vs brute force over all regions), the VSMC pieces, the
+adapter contract on tiny Lorenz and ``nlbsuite analyze fixed-points``."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from baselines.lowrank_rnn.fixed_points import (
+    PiecewiseLinearRNN,
+    brute_force_fixed_points,
+    find_fixed_points,
+)
+
+
+def random_net(seed: int, n_units: int, rank: int, nonlinearity: str) -> PiecewiseLinearRNN:
+    """Random networks strong enough to have several fixed points in many draws."""
+    rng = np.random.default_rng(seed)
+    return PiecewiseLinearRNN(
+        a=rng.uniform(0.3, 0.9, size=rank),
+        m=rng.normal(size=(n_units, rank)),
+        n=rng.normal(size=(n_units, rank)) * 4.0 / np.sqrt(n_units),
+        h=rng.normal(size=n_units) * 0.5 + (0.5 if nonlinearity == "clipped_relu" else 0.0),
+        nonlinearity=nonlinearity,
+    )
+
+
+def same_points(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and np.allclose(a, b, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------
+# Fixed points
+# ----------------------------------------------------------------------------------------
+
+
+def test_hand_computed_fixed_points_of_a_bistable_unit():
+    # z' = 0.5 z + clip(4 z - 2, 0, 1): off -> z = 0; linear -> z = 4/7; saturated -> z = 2.
+    net = PiecewiseLinearRNN(a=[0.5], m=[[4.0]], n=[[1.0]], h=[-2.0])
+    for fps in (find_fixed_points(net), find_fixed_points(net, prune=False)):
+        np.testing.assert_allclose(fps.z[:, 0], [0.0, 4 / 7, 2.0], atol=1e-12)
+        assert [fps.kind(i) for i in range(3)] == ["stable", "unstable", "stable"]
+        np.testing.assert_allclose(np.abs(fps.eigenvalues[:, 0]), [0.5, 4.5, 0.5])
+
+
+@pytest.mark.parametrize("nonlinearity", ["relu", "clipped_relu"])
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_region_enumeration_equals_brute_force_over_all_regions(nonlinearity, rank):
+    n_units = 9 if nonlinearity == "relu" else 6  # 2^9 = 512 and 3^6 = 729 regions
+    counts = []
+    for seed in range(6):
+        net = random_net(seed, n_units, rank, nonlinearity)
+        truth = brute_force_fixed_points(net)
+        counts.append(len(truth))
+        for fps in (
+            find_fixed_points(net, prune=False),
+            find_fixed_points(net, prune=True, leaf_planes=5),
+        ):
+            assert same_points(fps.z, truth.z), (seed, fps.z, truth.z)
+            np.testing.assert_array_equal(fps.stable, truth.stable)
+            np.testing.assert_array_equal(fps.states, truth.states)
+    assert max(counts) >= 2  # the comparison is not only about empty or single answers
+
+
+@pytest.mark.parametrize(("n_units", "rank"), [(2, 3), (1, 2), (5, 4)])
+def test_rank_deficient_and_higher_rank_networks(n_units, rank):
+    for seed in range(4):
+        for nl in ("relu", "clipped_relu"):
+            net = random_net(seed, n_units, rank, nl)
+            assert same_points(
+                find_fixed_points(net, prune=False).z, brute_force_fixed_points(net).z
+            )
+
+
+def test_fixed_points_are_fixed_and_stability_matches_simulation():
+    net = random_net(3, 40, 2, "clipped_relu")
+    fps = find_fixed_points(net)
+    assert len(fps) >= 1
+    np.testing.assert_allclose(net.step(fps.z), fps.z, atol=1e-9)
+    rng = np.random.default_rng(0)
+    for i in range(len(fps)):
+        # Numerical Jacobian equals the region's map.
+        eps = 1e-7
+        num = np.stack(
+            [
+                (net.step(fps.z[i] + eps * e) - net.step(fps.z[i] - eps * e)) / (2 * eps)
+                for e in np.eye(2)
+            ],
+            axis=1,
+        )
+        np.testing.assert_allclose(num, net.jacobian(fps.z[i]), atol=1e-6)
+        z = fps.z[i] + 1e-6 * rng.normal(size=2)
+        for _ in range(3000):
+            z = net.step(z)
+        assert np.allclose(z, fps.z[i], atol=1e-5) == bool(fps.stable[i])
+
+
+# ----------------------------------------------------------------------------------------
+# VSMC pieces
+# ----------------------------------------------------------------------------------------
+
+torch = pytest.importorskip("torch")
+
+
+def test_systematic_resampling_counts_are_floor_or_ceil_of_k_times_weight():
+    from baselines.lowrank_rnn.model import systematic_resample
+
+    gen = torch.Generator().manual_seed(0)
+    w = torch.tensor([[0.05, 0.5, 0.2, 0.25], [0.0, 0.0, 1.0, 0.0]]).repeat(50, 1)
+    idx = systematic_resample(torch.log(w), gen)  # (100, 4)
+    counts = torch.stack([(idx == i).sum(1) for i in range(4)], dim=1).double()
+    expected = 4 * w.double()
+    assert torch.all(counts >= torch.floor(expected)) and torch.all(counts <= torch.ceil(expected))
+    assert torch.all(idx[1::2] == 2)
+
+
+def test_vsmc_bound_tightens_with_more_particles():
+    from baselines.lowrank_rnn.model import LowRankRNN, LowRankSSM, run_smc
+
+    cfg = LowRankRNN.make_config("smoke")
+    rng = np.random.default_rng(0)
+    spikes = torch.as_tensor(rng.poisson(1.0, size=(8, 15, 6)), dtype=torch.float32)
+    torch.manual_seed(0)
+    model = LowRankSSM(cfg, 4, 6, np.ones(6))
+    gen = torch.Generator().manual_seed(1)
+    mask = torch.ones_like(spikes)
+    with torch.no_grad():
+        bound = {
+            k: np.mean(
+                [
+                    float(run_smc(model, spikes[:, :, :4], spikes, mask, k, gen).bound.mean())
+                    for _ in range(20)
+                ]
+            )
+            for k in (1, 64)
+        }
+    assert bound[64] > bound[1] + 1.0
+
+
+# ----------------------------------------------------------------------------------------
+# The adapter on tiny Lorenz
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_lorenz):
+    from baselines.lowrank_rnn import LowRankRNN
+
+    model = LowRankRNN(LowRankRNN.make_config("smoke"), seed=0)
+    model.fit(tiny_lorenz.model_input())
+    return model, model.predict(tiny_lorenz.model_input())
+
+
+def test_smoke_trains_and_the_bound_rises(fitted):
+    model, _ = fitted
+    assert len(model.history) == model.config.epochs
+    assert model.history[-1] < model.history[0] - 0.1  # loss = -bound per count
+    assert model.n_parameters() > 0
+
+
+def test_rates_cover_every_array_and_are_positive_and_finite(fitted, tiny_lorenz):
+    _, rates = fitted
+    d = tiny_lorenz
+    n_tr, n_ev = d.train_spikes_heldin.shape[0], d.eval_spikes_heldin.shape[0]
+    shapes = {
+        "train_rates_heldin": (n_tr, d.n_bins, d.n_heldin),
+        "train_rates_heldout": (n_tr, d.n_bins, d.n_heldout),
+        "eval_rates_heldin": (n_ev, d.n_bins, d.n_heldin),
+        "eval_rates_heldout": (n_ev, d.n_bins, d.n_heldout),
+        "eval_rates_heldin_forward": (n_ev, d.n_forward, d.n_heldin),
+        "eval_rates_heldout_forward": (n_ev, d.n_forward, d.n_heldout),
+    }
+    arrays = rates.arrays()
+    assert {k: v.shape for k, v in arrays.items()} == shapes
+    for v in arrays.values():
+        assert np.all(np.isfinite(v)) and np.all(v > 0)
+
+
+def test_same_seed_gives_identical_rates_and_pickles(fitted, tiny_lorenz):
+    from baselines.lowrank_rnn import LowRankRNN
+
+    model, rates = fitted
+    again = LowRankRNN(LowRankRNN.make_config("smoke"), seed=0)
+    again.fit(tiny_lorenz.model_input())
+    assert again.history == model.history
+    for k, v in again.predict(tiny_lorenz.model_input()).arrays().items():
+        np.testing.assert_array_equal(v, rates.arrays()[k])
+    clone = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(
+        clone.predict(tiny_lorenz.model_input()).eval_rates_heldout, rates.eval_rates_heldout
+    )
+
+
+def test_exported_dynamics_equal_the_torch_transition(fitted):
+    model, _ = fitted
+    net = model.dynamics()
+    z = np.random.default_rng(0).normal(size=(10, net.rank))
+    with torch.no_grad():
+        ref = model.model.transition(torch.as_tensor(z, dtype=torch.float32)).double().numpy()
+    np.testing.assert_allclose(net.step(z), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_config_is_one_clear_error(tiny_lorenz):
+    from baselines.lowrank_rnn import LowRankRNN
+    from nlbsuite.errors import UserError
+
+    model = LowRankRNN(LowRankRNN.make_config("smoke", {"encoder": "sideways"}))
+    with pytest.raises(UserError, match="encoder 'sideways'"):
+        model.fit(tiny_lorenz.model_input())
+
+
+# ----------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------
+
+
+def test_analyze_fixed_points_cli(tmp_path, capsys):
+    from nlbsuite.cli import main
+    from nlbsuite.results import record_path
+    from nlbsuite.runner import run
+
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    rec = run("lowrank_rnn", "lorenz_tiny", preset="smoke", results_dir=results, artifacts_dir=runs)
+    path = record_path(results, rec)
+    out_png = tmp_path / "fp.png"
+    assert main(["analyze", "fixed-points", str(path), "--out", str(out_png)]) == 0
+    text = capsys.readouterr().out
+    assert "fixed point(s) of the rank-2 map" in text and "max |eig|" in text
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["analyze", "fixed-points", str(path), "--json"]) == 0
+    import json
+
+    payload = json.loads(capsys.readouterr().out.split("\nplot: ")[0])
+    assert payload["run"] == rec.run_id and isinstance(payload["fixed_points"], list)
+    assert (runs / f"{rec.run_id}_fixed_points.png").exists()
+
+    smooth = run("smoothing", "lorenz_tiny", results_dir=results, artifacts_dir=runs)
+    assert main(["analyze", "fixed-points", str(record_path(results, smooth))]) == 2
+    assert "no piecewise-linear latent dynamics" in capsys.readouterr().err
+    assert main(["analyze", "fixed-points", str(tmp_path / "missing.json")]) == 2
+    assert "result file not found" in capsys.readouterr().err

@@ -47,19 +47,20 @@ class LowRankRNNConfig(ModelConfig):
     "acausal" (look-ahead window, the paper's NLB setting), "causal" or "centered";
     ``posterior``: "filter" (SMC filtering means) or "smooth" (backward-simulation smoother)
     at prediction; ``n_samples``: prediction repeats averaged, each with
-    ``predict_particles`` particles; ``updates``: optimizer steps (whole epochs, at least
-    this many; the learning rate decays exponentially from ``lr`` to ``lr_end``);
+    ``predict_particles`` particles; ``updates``: optimizer steps (training runs whole
+    epochs until at least this many; the learning rate decays exponentially from ``lr`` to
+    ``lr_end``);
     ``val_fraction`` of the train trials pick the best of ``n_evals`` checkpoints by
     held-out co-smoothing likelihood; ``train_on_eval_heldin`` also fits the eval
     trials' held-in spikes (allowed by NLB rules). ``bin_ms``: the model's time step; finer
     data bins are summed into steps of (about) this width, rates interpolated back."""
 
-    rank: int = 3
-    n_units: int = 512
+    rank: int = 8
+    n_units: int = 128
     bin_ms: int = 20
     nonlinearity: str = "clipped_relu"
     link: str = "softplus"
-    n_particles: int = 32
+    n_particles: int = 16
     proposal: str = "encoder"
     encoder: str = "acausal"
     enc_channels: int = 64
@@ -67,9 +68,9 @@ class LowRankRNNConfig(ModelConfig):
     init_decay: float = 0.9
     init_noise: float = 0.1
     init_noise_t0: float = 1.0
-    updates: int = 4000
-    batch_size: int = 32
-    lr: float = 3e-3
+    updates: int = 6000
+    batch_size: int = 16
+    lr: float = 5e-3
     lr_end: float = 1e-4
     grad_clip: float = 10.0
     val_fraction: float = 0.1
@@ -77,7 +78,7 @@ class LowRankRNNConfig(ModelConfig):
     train_on_eval_heldin: bool = True
     posterior: str = "filter"
     predict_particles: int = 64
-    n_samples: int = 4
+    n_samples: int = 2
     num_threads: int = 1
 
 
@@ -334,7 +335,7 @@ class LowRankRNN(ModelAdapter):
             "predict_particles": 8,
             "n_samples": 1,
         },
-        "cpu": {},
+        "cpu": {"link": "exp"},
         "paper": {
             "rank": 36,
             "n_units": 512,
@@ -571,6 +572,13 @@ class LowRankRNN(ModelAdapter):
             h=mdl.h.detach().cpu().double().numpy(),
             nonlinearity=mdl.nonlinearity,
         )
+
+    def __getstate__(self) -> dict:
+        """Pickle with the torch model on the CPU, so a run saved on a GPU loads anywhere."""
+        state = self.__dict__.copy()
+        if "model" in state:
+            state["model"] = copy.deepcopy(self.model).cpu()
+        return state
 
     def n_parameters(self) -> int:
         if not hasattr(self, "model"):

@@ -125,6 +125,20 @@ class Rates:
             eval_rates_heldout_forward=fwd_out,
         )
 
+    def check(self, data: PhaseData) -> None:
+        """Raise :class:`UserError` unless every array ``data`` needs is present, with
+        :meth:`PhaseData.rate_shapes`, finite and non-negative."""
+        arrays = self.arrays()
+        for key, shape in data.rate_shapes().items():
+            arr = arrays.get(key)
+            require(arr is not None, f"predicted rates: '{key}' missing (expected {shape})")
+            require(
+                arr.shape == shape,
+                f"predicted rates: '{key}' has shape {arr.shape}, expected {shape}",
+            )
+            require(bool(np.isfinite(arr).all()), f"predicted rates: '{key}' has NaN or inf")
+            require(bool((arr >= 0).all()), f"predicted rates: '{key}' has negative rates")
+
     def arrays(self) -> dict[str, np.ndarray]:
         """Present arrays by submission key name."""
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -183,6 +197,20 @@ class PhaseData:
         if self.target is not None and self.target.eval_spikes_heldin_forward is not None:
             return self.target.eval_spikes_heldin_forward.shape[1]
         return 0
+
+    def rate_shapes(self) -> dict[str, tuple[int, int, int]]:
+        """Shape of each :class:`Rates` array a prediction for this data must have."""
+        n_train, n_eval = self.train_spikes_heldin.shape[0], self.eval_spikes_heldin.shape[0]
+        shapes = {
+            "train_rates_heldin": (n_train, self.n_bins, self.n_heldin),
+            "train_rates_heldout": (n_train, self.n_bins, self.n_heldout),
+            "eval_rates_heldin": (n_eval, self.n_bins, self.n_heldin),
+            "eval_rates_heldout": (n_eval, self.n_bins, self.n_heldout),
+        }
+        if self.n_forward:
+            shapes["eval_rates_heldin_forward"] = (n_eval, self.n_forward, self.n_heldin)
+            shapes["eval_rates_heldout_forward"] = (n_eval, self.n_forward, self.n_heldout)
+        return shapes
 
     def model_input(self) -> PhaseData:
         """A copy without the evaluation target and ground truth: all a model may see."""

@@ -72,6 +72,7 @@ def fit_predict(
     fitted = time.perf_counter()
     rates = adapter.predict(inputs)
     done = time.perf_counter()
+    rates.check(data)
     return Prediction(adapter, rates, fitted - start, done - fitted)
 
 

@@ -19,7 +19,7 @@ from baselines.langevin_flow import (  # noqa: E402
     gaussian_kl_std_normal,
     langevin_step,
 )
-from nlbsuite.data import PhaseData  # noqa: E402
+from nlbsuite.data import PhaseData, Rates  # noqa: E402
 from nlbsuite.errors import UserError  # noqa: E402
 
 
@@ -55,22 +55,9 @@ def test_predictions_shapes_positive_finite(
     smoke_model: LangevinFlow, tiny_lorenz: PhaseData
 ) -> None:
     rates = smoke_model.predict(tiny_lorenz.model_input())
-    d = tiny_lorenz
-    n_tr, n_ev = d.train_spikes_heldin.shape[0], d.eval_spikes_heldin.shape[0]
-    expected = {
-        "train_rates_heldin": (n_tr, d.n_bins, d.n_heldin),
-        "train_rates_heldout": (n_tr, d.n_bins, d.n_heldout),
-        "eval_rates_heldin": (n_ev, d.n_bins, d.n_heldin),
-        "eval_rates_heldout": (n_ev, d.n_bins, d.n_heldout),
-        "eval_rates_heldin_forward": (n_ev, d.n_forward, d.n_heldin),
-        "eval_rates_heldout_forward": (n_ev, d.n_forward, d.n_heldout),
-    }
-    arrays = rates.arrays()
-    assert {k: v.shape for k, v in arrays.items()} == expected
-    for arr in arrays.values():
-        assert np.all(np.isfinite(arr)) and np.all(arr > 0)
+    assert_positive_rates(rates, tiny_lorenz)
     # The fitted rates track the data's overall firing level (within a factor of 2).
-    assert 0.5 < rates.train_rates_heldin.mean() / d.train_spikes_heldin.mean() < 2.0
+    assert 0.5 < rates.train_rates_heldin.mean() / tiny_lorenz.train_spikes_heldin.mean() < 2.0
 
 
 def test_same_seed_same_rates(tiny_lorenz: PhaseData) -> None:
@@ -176,3 +163,9 @@ def test_data_without_forward_window(tiny_lorenz: PhaseData) -> None:
     rates = model.predict(data)
     assert rates.eval_rates_heldin_forward is None and rates.eval_rates_heldout_forward is None
     assert rates.eval_rates_heldout.shape == (8, tiny_lorenz.n_bins, tiny_lorenz.n_heldout)
+
+
+def assert_positive_rates(rates: Rates, data: PhaseData) -> None:
+    """Every array ``data`` needs, with the right shape, finite and strictly positive."""
+    rates.check(data)
+    assert all((arr > 0).all() for arr in rates.arrays().values())

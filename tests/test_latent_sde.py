@@ -48,28 +48,12 @@ def hybrid(tiny_lorenz: PhaseData) -> LatentSDE:
     return fit(tiny_lorenz, drift="hybrid")
 
 
-def check_rates(rates: Rates, data: PhaseData) -> None:
-    n_train, n_eval = data.train_spikes_heldin.shape[0], data.eval_spikes_heldin.shape[0]
-    expected = {
-        "train_rates_heldin": (n_train, data.n_bins, data.n_heldin),
-        "train_rates_heldout": (n_train, data.n_bins, data.n_heldout),
-        "eval_rates_heldin": (n_eval, data.n_bins, data.n_heldin),
-        "eval_rates_heldout": (n_eval, data.n_bins, data.n_heldout),
-        "eval_rates_heldin_forward": (n_eval, data.n_forward, data.n_heldin),
-        "eval_rates_heldout_forward": (n_eval, data.n_forward, data.n_heldout),
-    }
-    arrays = rates.arrays()
-    assert {k: v.shape for k, v in arrays.items()} == expected
-    for arr in arrays.values():
-        assert np.isfinite(arr).all() and (arr > 0).all()
-
-
 @pytest.mark.parametrize("drift", [d for d in DRIFTS if d != "hybrid"])
 def test_each_drift_trains_and_loss_falls(tiny_lorenz: PhaseData, drift: str) -> None:
     model = fit(tiny_lorenz, drift=drift)
     assert len(model.history) == model.cfg.epochs
     assert model.history[-1] < 0.97 * model.history[0]
-    check_rates(model.predict(tiny_lorenz.model_input()), tiny_lorenz)
+    assert_positive_rates(model.predict(tiny_lorenz.model_input()), tiny_lorenz)
 
 
 def test_hybrid_trains_predicts_and_is_deterministic(
@@ -77,7 +61,7 @@ def test_hybrid_trains_predicts_and_is_deterministic(
 ) -> None:
     assert hybrid.history[-1] < 0.97 * hybrid.history[0]
     rates = hybrid.predict(tiny_lorenz.model_input())
-    check_rates(rates, tiny_lorenz)
+    assert_positive_rates(rates, tiny_lorenz)
     # Predicting twice and refitting with the same seed give identical rates.
     again = hybrid.predict(tiny_lorenz.model_input())
     refit = fit(tiny_lorenz, drift="hybrid").predict(tiny_lorenz.model_input())
@@ -180,7 +164,7 @@ def test_behavior_head_trains(tiny_lorenz: PhaseData) -> None:
     )
     model = fit(data, behavior_weight=1.0, epochs=3)
     assert model.module.behavior is not None and model.module.behavior.out_features == 3
-    check_rates(model.predict(data), tiny_lorenz)
+    assert_positive_rates(model.predict(data), tiny_lorenz)
 
 
 def test_bad_config_is_a_user_error(tiny_lorenz: PhaseData) -> None:
@@ -196,7 +180,7 @@ def test_bad_config_is_a_user_error(tiny_lorenz: PhaseData) -> None:
 def test_real_mc_maze_small_smoke(mc_maze_small_val) -> None:
     data = phase_data_from_h5(mc_maze_small_val)
     model = fit(data, epochs=2)
-    check_rates(model.predict(data.model_input()), data)
+    assert_positive_rates(model.predict(data.model_input()), data)
 
 
 def test_solver_grid_keeps_times_exact(tiny_lorenz: PhaseData) -> None:
@@ -205,7 +189,7 @@ def test_solver_grid_keeps_times_exact(tiny_lorenz: PhaseData) -> None:
     # A step spanning two 20 ms bins: states at the bins in between are interpolated.
     model = fit(tiny_lorenz, dt_ms=40, epochs=2)
     assert model._spb == 0.5
-    check_rates(model.predict(tiny_lorenz.model_input()), tiny_lorenz)
+    assert_positive_rates(model.predict(tiny_lorenz.model_input()), tiny_lorenz)
 
 
 def test_presets_make_valid_configs() -> None:
@@ -225,3 +209,9 @@ def test_predictive_interval_covers_a_new_draw_at_its_level() -> None:
     assert abs(coverage - 0.9) < 0.01  # linear interpolation would give ~0.81
     lin = np.quantile(samples, [0.05, 0.95], axis=0)
     assert abs(float(((new >= lin[0]) & (new <= lin[1])).mean()) - 0.81) < 0.015
+
+
+def assert_positive_rates(rates: Rates, data: PhaseData) -> None:
+    """Every array ``data`` needs, with the right shape, finite and strictly positive."""
+    rates.check(data)
+    assert all((arr > 0).all() for arr in rates.arrays().values())

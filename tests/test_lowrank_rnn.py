@@ -13,6 +13,7 @@ from baselines.lowrank_rnn.fixed_points import (
     brute_force_fixed_points,
     find_fixed_points,
 )
+from nlbsuite.data import PhaseData, Rates
 
 
 def random_net(seed: int, n_units: int, rank: int, nonlinearity: str) -> PiecewiseLinearRNN:
@@ -179,20 +180,7 @@ def test_smoke_trains_and_the_bound_rises(fitted):
 
 def test_rates_cover_every_array_and_are_positive_and_finite(fitted, tiny_lorenz):
     _, rates = fitted
-    d = tiny_lorenz
-    n_tr, n_ev = d.train_spikes_heldin.shape[0], d.eval_spikes_heldin.shape[0]
-    shapes = {
-        "train_rates_heldin": (n_tr, d.n_bins, d.n_heldin),
-        "train_rates_heldout": (n_tr, d.n_bins, d.n_heldout),
-        "eval_rates_heldin": (n_ev, d.n_bins, d.n_heldin),
-        "eval_rates_heldout": (n_ev, d.n_bins, d.n_heldout),
-        "eval_rates_heldin_forward": (n_ev, d.n_forward, d.n_heldin),
-        "eval_rates_heldout_forward": (n_ev, d.n_forward, d.n_heldout),
-    }
-    arrays = rates.arrays()
-    assert {k: v.shape for k, v in arrays.items()} == shapes
-    for v in arrays.values():
-        assert np.all(np.isfinite(v)) and np.all(v > 0)
+    assert_positive_rates(rates, tiny_lorenz)
 
 
 def test_same_seed_gives_identical_rates_and_pickles(fitted, tiny_lorenz):
@@ -258,3 +246,9 @@ def test_analyze_fixed_points_cli(tmp_path, capsys):
     assert "no piecewise-linear latent dynamics" in capsys.readouterr().err
     assert main(["analyze", "fixed-points", str(tmp_path / "missing.json")]) == 2
     assert "result file not found" in capsys.readouterr().err
+
+
+def assert_positive_rates(rates: Rates, data: PhaseData) -> None:
+    """Every array ``data`` needs, with the right shape, finite and strictly positive."""
+    rates.check(data)
+    assert all((arr > 0).all() for arr in rates.arrays().values())

@@ -35,7 +35,6 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ import h5py
 import numpy as np
 from scipy.special import gammaln, ndtri
 
+from nlbsuite import kernels
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.errors import UserError, require
 
@@ -84,6 +84,7 @@ METRICS: dict[str, MetricInfo] = {
 ALPHAS = np.logspace(-4, 0, 9)
 N_FOLDS = 5
 ZERO_RATE = 1e-9
+LOG_ZERO_RATE = float(np.log(ZERO_RATE))
 NLB_ORDER = (
     "mc_maze",
     "mc_rtt",
@@ -357,6 +358,11 @@ def _check_rates(values: np.ndarray, what: str) -> None:
         raise UserError(f"{what}: negative rate predictions (rates must be >= 0)")
 
 
+def _as_float(values: np.ndarray) -> np.ndarray:
+    """``values`` unchanged if floating point, else as float64 (e.g. integer counts)."""
+    return values if values.dtype.kind == "f" else values.astype(np.float64)
+
+
 def _r2_from_sums(ss_res: np.ndarray, ss_tot: np.ndarray) -> np.ndarray:
     """R2 per output with scikit-learn's ``force_finite`` rules."""
     out = np.ones(np.broadcast_shapes(ss_res.shape, ss_tot.shape))
@@ -393,9 +399,9 @@ class _BitsPerSpike:
         """``rates``, ``spikes``: (trial, time, neuron) (2-d: one bin per row), any float
         dtype; NaN spikes mark unscored bins, where rates may be anything.
 
-        Trials are taken in blocks of about ``block_size`` bins x neurons (cache-sized, no
-        float64 copy of the arrays). The log term is needed only where a spike count is
-        nonzero, so ``log(rate)`` is taken (in float64) at those bins alone.
+        Trials are taken in blocks of about ``block_size`` bins x neurons: numpy's vectorised
+        float64 log of the block's rates, then one compiled pass (:func:`kernels.poisson_sums`);
+        no float64 copy of the whole arrays is made.
         """
         rates, spikes = np.asarray(rates), np.asarray(spikes)
         require(
@@ -404,42 +410,25 @@ class _BitsPerSpike:
         )
         require(spikes.ndim >= 2, f"{what}: expected (trial, time, neuron), got {spikes.shape}")
         shape = (len(spikes), -1, spikes.shape[-1])
-        rates, spikes = rates.reshape(shape), spikes.reshape(shape)
-        if rates.dtype.kind != "f":
-            rates = rates.astype(np.float64)
+        rates = np.ascontiguousarray(_as_float(rates)).reshape(shape)
+        spikes = np.ascontiguousarray(_as_float(spikes)).reshape(shape)
         n_trials, n_bins, n_neurons = spikes.shape
-        model, spike_sum, bins = (np.zeros((n_trials, n_neurons)) for _ in range(3))
-        ones = np.ones(n_bins, dtype=np.float32)
+        model, counts, bins = (np.zeros((n_trials, n_neurons)) for _ in range(3))
+        # As nlb_tools: rates in float64, zero rates set to 1e-9, then the log.
         step = max(1, block_size // max(1, n_bins * n_neurons))
-        for t0 in range(0, n_trials, step):
-            sl = slice(t0, t0 + step)
-            r, s = rates[sl], spikes[sl]
-            invalid = np.isnan(s)
-            if invalid.any():
-                # Unscored bins become rate 1: each adds exactly 1 to the rate sum.
-                r = np.where(invalid, r.dtype.type(1.0), r)
-                # Counts of 0/1 are exact in float32: a fast BLAS reduction.
-                n_invalid = ones @ invalid.astype(np.float32)
-                nonzero = s != 0
-                nonzero &= ~invalid
-            else:
-                n_invalid = 0.0
-                nonzero = s != 0
-            lowest = r.min() if r.size else 1.0
-            if not lowest > 0:  # NaN, negative or zero rates
-                _check_rates(r, what)  # nlb_tools counts a zero rate as ZERO_RATE
-                r = np.where(r == 0, r.dtype.type(ZERO_RATE), r)
-            model[sl] += np.einsum("itn->in", r, dtype=np.float64) - n_invalid
-            bins[sl] = n_bins - n_invalid
-            # spikes * log(rate) where the count is nonzero, summed per (trial, neuron).
-            at = np.flatnonzero(nonzero)
-            cell = at // (n_bins * n_neurons) * n_neurons + at % n_neurons
-            s_at = s.reshape(-1)[at].astype(np.float64)
-            log_r = np.log(r.reshape(-1)[at], dtype=np.float64)
-            size = len(s) * n_neurons
-            model[sl] -= np.bincount(cell, s_at * log_r, size).reshape(len(s), n_neurons)
-            spike_sum[sl] = np.bincount(cell, s_at, size).reshape(len(s), n_neurons)
-        return cls(model, spike_sum, bins)
+        log_buffer = np.empty(step * n_bins * n_neurons)
+        bad = False
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for t0 in range(0, n_trials, step):
+                sl = slice(t0, t0 + step)
+                r = rates[sl]
+                log_r = np.log(r, out=log_buffer[: r.size].reshape(r.shape), dtype=np.float64)
+                bad |= kernels.poisson_sums(
+                    r, log_r, spikes[sl], ZERO_RATE, LOG_ZERO_RATE, model[sl], counts[sl], bins[sl]
+                )
+        if bad:
+            _check_rates(rates[~np.isnan(spikes)], what)
+        return cls(model, counts, bins)
 
     @classmethod
     def concat(cls, stats: list[_BitsPerSpike]) -> _BitsPerSpike:
@@ -506,64 +495,32 @@ class _R2:
 
 
 @dataclass
-class _PsthCondition:
-    """One PSTH condition: its window rows, true PSTH rows (row, neuron), its eval
-    trials (trial,) sorted by jitter and their jitters (shifts in bins)."""
+class _Psth:
+    """Condition-averaged, jitter-aligned eval rates against the true PSTHs.
 
+    Conditions without eval trials are left out. ``parts``: eval rate arrays (trial, time,
+    neuron_i) whose neurons are concatenated; ``window``: (condition, time) bins where the
+    true PSTH is defined (neuron 0 not NaN); ``truth``: (window bin, neuron) float64, the
+    true PSTH at the window bins of all conditions, condition by condition; ``trials``, ``shifts``: the conditions' eval trials one condition
+    after another (``ptr`` delimits them), sorted by jitter within a condition, and their
+    jitters in bins (bin t of the average shows a trial's bin t - jitter); ``bounds``:
+    (condition, 2) first and one-past-last window bin; ``sum_y``, ``sum_yy``, ``rows``: per
+    condition, sums of the centred truth, of its squares and the number of window bins;
+    ``conditions``: each kept condition's index in ``psth``.
+    """
+
+    parts: list[np.ndarray]
     window: np.ndarray
     truth: np.ndarray
     trials: np.ndarray
     shifts: np.ndarray
-
-    @cached_property
-    def groups(self) -> list[tuple[int, np.ndarray]]:
-        """The trials grouped by jitter: [(shift, trials)]."""
-        values, starts = np.unique(self.shifts, return_index=True)
-        return [(int(j), t) for j, t in zip(values, np.split(self.trials, starts[1:]), strict=True)]
-
-    def trial_sum(self, parts: list[np.ndarray]) -> np.ndarray:
-        """(window row, neuron) float64 sum of the condition's shifted trials, each once.
-
-        Every trial contributes the same number of contiguous source bins: one gather
-        (trial, bin, neuron_i) per part, summed over trials in float64.
-        """
-        n_neurons = sum(p.shape[2] for p in parts)
-        if self.window.size == 0:
-            return np.zeros((0, n_neurons))
-        first = int(self.window.min())
-        span = int(self.window.max()) + 1 - first
-        trials, shifts = self.trials, self.shifts
-        # Rows of the (trial * time, neuron_i) parts: whole rows are copied, not elements.
-        rows = ((trials * parts[0].shape[1] + first - shifts)[:, None] + np.arange(span)).ravel()
-        acc = np.concatenate(
-            [
-                np.einsum(
-                    "itn->tn",
-                    np.take(p.reshape(-1, p.shape[2]), rows, axis=0).reshape(len(trials), span, -1),
-                    dtype=np.float64,
-                )
-                for p in parts
-            ],
-            axis=1,
-        )
-        return acc[self.window - first]
-
-
-@dataclass
-class _Psth:
-    """Condition-averaged, jitter-aligned eval rates against the true PSTHs.
-
-    A condition's average is computed as sum over jitter groups of the shifted
-    (weighted) sum of that group's trials, so no per-trial shifted copy is ever made.
-    ``parts``: the eval rate arrays (trial, time, neuron_i) whose neurons are concatenated.
-    """
-
-    parts: list[np.ndarray]
-    conditions: list[_PsthCondition]
+    ptr: np.ndarray
+    bounds: np.ndarray
     sum_y: np.ndarray
     sum_yy: np.ndarray
     rows: np.ndarray
     constant: np.ndarray
+    conditions: np.ndarray
     what: str
 
     @classmethod
@@ -576,7 +533,8 @@ class _Psth:
         what: str,
     ) -> _Psth:
         psth = np.asarray(psth, dtype=np.float64)
-        parts = [np.ascontiguousarray(p) for p in parts]  # (no copy for submission arrays)
+        # No copy for float submission arrays.
+        parts = [np.ascontiguousarray(_as_float(p)) for p in parts]
         n_trials, n_bins = parts[0].shape[:2]
         n_neurons = sum(p.shape[2] for p in parts)
         require(
@@ -584,94 +542,147 @@ class _Psth:
             f"psth: expected shape (condition, {n_bins}, {n_neurons}) to match {what}, "
             f"got {psth.shape}",
         )
-        cond_idx = list(cond_idx)
+        cond_idx = [np.asarray(idx, dtype=np.intp).ravel() for idx in cond_idx]
         require(
             len(cond_idx) == len(psth),
             f"eval_cond_idx: {len(cond_idx)} conditions but psth has {len(psth)}",
         )
-        jitter = np.zeros(n_trials, dtype=np.intp) if jitter is None else np.asarray(jitter)
+        jitter = (
+            np.zeros(n_trials, dtype=np.intp) if jitter is None else np.asarray(jitter, np.intp)
+        )
         require(
             jitter.shape == (n_trials,),
             f"eval_jitter: expected shape ({n_trials},), got {jitter.shape}",
         )
-        conditions = []
-        for c, idx in enumerate(cond_idx):
-            idx = np.asarray(idx, dtype=np.intp).ravel()
-            if idx.size == 0:
-                continue
-            require(
-                bool(np.all((idx >= 0) & (idx < n_trials))),
-                f"eval_cond_idx[{c}]: trial indices must lie in [0, {n_trials})",
+        kept = np.array([c for c, idx in enumerate(cond_idx) if idx.size], dtype=np.intp)
+        require(len(kept) > 0, "eval_cond_idx: no condition has eval trials")
+        sizes = np.array([len(cond_idx[c]) for c in kept])
+        trials = np.concatenate([cond_idx[c] for c in kept])
+        cond_of = np.repeat(np.arange(len(kept)), sizes)
+        bad = (trials < 0) | (trials >= n_trials)
+        if bad.any():
+            raise UserError(
+                f"eval_cond_idx[{kept[cond_of[np.argmax(bad)]]}]: trial indices must lie in "
+                f"[0, {n_trials})"
             )
-            window = np.flatnonzero(~np.isnan(psth[c, :, 0]))
-            # Shifted trials: bin t shows the trial's bin t - j, which must exist.
-            shifts = jitter[idx]
-            if window.size:
-                outside = (window.min() - shifts < 0) | (window.max() - shifts >= n_bins)
-                if outside.any():
-                    raise UserError(
-                        f"{what}: NaN rate predictions inside the PSTH window of condition "
-                        f"{c} (jitter {shifts[outside][0]} shifts bins out of the trial)"
-                    )
-            order = np.argsort(shifts, kind="stable")
-            conditions.append(_PsthCondition(window, psth[c, window], idx[order], shifts[order]))
-        require(len(conditions) > 0, "eval_cond_idx: no condition has eval trials")
-        all_truth = np.concatenate([c.truth for c in conditions])
-        center = all_truth.mean(axis=0)
+        # Within each condition, trials sorted by jitter (stable).
+        order = np.lexsort((jitter[trials], cond_of))
+        trials = trials[order]
+        shifts = jitter[trials]
+        ptr = np.zeros(len(kept) + 1, dtype=np.intp)
+        ptr[1:] = np.cumsum(sizes)
+        window = ~np.isnan(psth[kept, :, 0])
+        has_window = window.any(axis=1)
+        lo = np.where(has_window, np.argmax(window, axis=1), 0)
+        hi = np.where(has_window, n_bins - np.argmax(window[:, ::-1], axis=1), 0)
+        # Shifted trials: window bin t shows the trial's bin t - jitter, which must exist.
+        outside = has_window[cond_of] & (
+            (lo[cond_of] - shifts < 0) | (hi[cond_of] - shifts > n_bins)
+        )
+        if outside.any():
+            k = int(np.argmax(outside))
+            raise UserError(
+                f"{what}: NaN rate predictions inside the PSTH window of condition "
+                f"{kept[cond_of[k]]} (jitter {shifts[k]} shifts bins out of the trial)"
+            )
+        truth = psth[kept][window]  # (window bin of any condition, neuron)
+        centred = truth - truth.mean(axis=0)
+        rows = window.sum(axis=1)
+        # Sums over each condition's rows (conditions without window rows sum to 0).
+        sums = np.zeros((len(kept), 2 * truth.shape[1]))
+        starts = np.cumsum(rows) - rows
+        sums[has_window] = np.add.reduceat(
+            np.concatenate([centred, centred**2], axis=1), starts[has_window], axis=0
+        )
         return cls(
             parts,
-            conditions,
-            np.stack([(c.truth - center).sum(axis=0) for c in conditions]),
-            np.stack([((c.truth - center) ** 2).sum(axis=0) for c in conditions]),
-            np.array([len(c.truth) for c in conditions], dtype=np.float64),
-            (all_truth == all_truth[0]).all(axis=0),
+            window,
+            truth,
+            trials,
+            shifts,
+            ptr,
+            np.stack([lo, hi], axis=1).astype(np.intp),
+            sums[:, : truth.shape[1]],
+            sums[:, truth.shape[1] :],
+            rows.astype(np.float64),
+            (truth == truth[0]).all(axis=0),
+            kept,
             what,
         )
 
-    def _mean(self, w: np.ndarray, c: int, cond: _PsthCondition) -> tuple[np.ndarray, np.ndarray]:
-        """(replicate, window row, neuron) weighted condition means and (replicate,) presence."""
-        if len(w) == 1 and bool(np.all(w == 1.0)):  # the official score: each trial once
-            mean = (cond.trial_sum(self.parts) / len(cond.trials))[None]
-            if np.isnan(mean).any():
-                raise UserError(
-                    f"{self.what}: NaN rate predictions inside the PSTH window of condition {c}"
-                )
-            return mean, np.ones(1, dtype=bool)
+    def _nan_error(self, c: int) -> UserError:
+        """The error for NaN rates in the window of the ``c``-th kept condition."""
+        return UserError(
+            f"{self.what}: NaN rate predictions inside the PSTH window of condition "
+            f"{self.conditions[c]}"
+        )
+
+    def _official_residuals(self) -> np.ndarray:
+        """(1, neuron) residual sum of squares with each eval trial once: one compiled pass
+        (:func:`kernels.condition_sums`) per rate array."""
+        sums = np.concatenate(
+            [
+                kernels.condition_sums(p, self.trials, self.shifts, self.bounds, self.ptr)
+                for p in self.parts
+            ],
+            axis=2,
+        )
+        res = sums[self.window]  # (window bin of any condition, neuron)
+        res /= np.repeat(np.diff(self.ptr), self.window.sum(axis=1))[:, None]
+        if np.isnan(res.min()):
+            rows = np.isnan(res).any(axis=1)
+            raise self._nan_error(
+                int(np.cumsum(self.window.sum(axis=1)).searchsorted(np.argmax(rows), side="right"))
+            )
+        res -= self.truth
+        return np.einsum("rn,rn->n", res, res)[None]
+
+    def _weighted_mean(self, w: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
+        """(replicate, window bin, neuron) trial-weighted mean of condition ``c`` and
+        (replicate,) whether it has any weight. ``w``: (replicate, eval trial)."""
+        window = np.flatnonzero(self.window[c])
+        trials = self.trials[self.ptr[c] : self.ptr[c + 1]]
+        shifts = self.shifts[self.ptr[c] : self.ptr[c + 1]]
         total = np.zeros(len(w))
-        acc = np.zeros((len(w), len(cond.window), sum(p.shape[2] for p in self.parts)))
-        for j, trials in cond.groups:
-            wg = w[:, trials]
+        acc = np.zeros((len(w), len(window), sum(p.shape[2] for p in self.parts)))
+        values, starts = np.unique(shifts, return_index=True)
+        for j, group in zip(values, np.split(trials, starts[1:]), strict=True):
+            wg = w[:, group]
             total += wg.sum(axis=1)
-            src = cond.window - j
+            src = window - j
             lo, hi = int(src.min()), int(src.max()) + 1  # contiguous source bins
             col = 0
             for part in self.parts:
-                block = part[trials, lo:hi]  # (trial, bins, neuron_i)
-                summed = (wg @ block.reshape(len(trials), -1)).reshape(len(w), hi - lo, -1)
-                acc[:, :, col : col + part.shape[2]] = (
-                    acc[:, :, col : col + part.shape[2]] + summed[:, src - lo]
-                )
+                block = part[group, lo:hi]  # (trial, bins, neuron_i)
+                summed = (wg @ block.reshape(len(group), -1)).reshape(len(w), hi - lo, -1)
+                acc[:, :, col : col + part.shape[2]] += summed[:, src - lo]
                 col += part.shape[2]
         present = total > 0
         with np.errstate(invalid="ignore"):
             mean = acc / np.where(present, total, 1.0)[:, None, None]
         if np.isnan(mean[present]).any():
-            raise UserError(
-                f"{self.what}: NaN rate predictions inside the PSTH window of condition {c}"
-            )
+            raise self._nan_error(c)
         return mean, present
 
     def score(self, w: np.ndarray, block: int = 32) -> np.ndarray:
         return np.concatenate([self._score(w[i : i + block]) for i in range(0, len(w), block)])
 
     def _score(self, w: np.ndarray) -> np.ndarray:
-        ss_res = np.zeros((len(w), self.sum_y.shape[1]))
-        included = np.zeros((len(w), len(self.conditions)))
-        for c, cond in enumerate(self.conditions):
-            mean, present = self._mean(w, c, cond)
-            res = ((cond.truth - mean) ** 2).sum(axis=1)
-            ss_res += np.where(present[:, None], res, 0.0)
-            included[:, c] = present
+        n_cond = len(self.ptr) - 1
+        if len(w) == 1 and bool(np.all(w == 1.0)):  # the official score: each trial once
+            ss_res, included = self._official_residuals(), np.ones((1, n_cond))
+        else:
+            ss_res = np.zeros((len(w), self.sum_y.shape[1]))
+            included = np.zeros((len(w), n_cond))
+            for c in range(n_cond):
+                if not self.window[c].any():
+                    included[:, c] = 1.0
+                    continue
+                mean, present = self._weighted_mean(w, c)
+                rows = slice(int(self.rows[:c].sum()), int(self.rows[: c + 1].sum()))
+                res = ((self.truth[rows] - mean) ** 2).sum(axis=1)
+                ss_res += np.where(present[:, None], res, 0.0)
+                included[:, c] = present
         sy, syy, n = included @ self.sum_y, included @ self.sum_yy, included @ self.rows
         with np.errstate(divide="ignore", invalid="ignore"):
             ss_tot = syy - sy**2 / n[:, None]
@@ -706,80 +717,59 @@ class _TpCorr:
             f"tp), got {behavior.shape}",
         )
         speed = _neural_speed(parts, mask)
+        # Conditions: the distinct complete (is_eye, theta, is_short) rows, in sorted order.
         keys = behavior[:, :3]
-        complete = ~np.isnan(keys).any(axis=1)
+        complete = np.flatnonzero(~np.isnan(keys).any(axis=1))
         cond = np.full(n_trials, -1, dtype=np.intp)
-        n_cond = 0
-        if complete.any():
-            _, inverse = np.unique(keys[complete], axis=0, return_inverse=True)
-            cond[complete] = inverse.ravel()
-            n_cond = int(inverse.max()) + 1
+        order = complete[np.lexsort(keys[complete].T[::-1])]
+        new = np.ones(len(order), dtype=bool)
+        new[1:] = (keys[order[1:]] != keys[order[:-1]]).any(axis=1)
+        cond[order] = np.cumsum(new) - 1
+        n_cond = int(new.sum())
         return cls(speed, behavior[:, -1], cond, n_cond)
 
     def score(self, w: np.ndarray) -> np.ndarray:
-        rs = np.zeros((len(w), self.n_cond))
-        present = np.zeros((len(w), self.n_cond), dtype=bool)
-        for c in range(self.n_cond):
-            members = self.cond == c
-            wc, x, y = w[:, members].astype(np.float64), self.speed[members], self.tp[members]
-            total = wc.sum(axis=1)
-            present[:, c] = total > 0
-            drawn = wc > 0
-            with np.errstate(divide="ignore", invalid="ignore"):
-                mx = (wc @ x) / total
-                my = (wc @ y) / total
-                dx, dy = x[None] - mx[:, None], y[None] - my[:, None]
-                r = (wc * dx * dy).sum(1) / np.sqrt((wc * dx**2).sum(1) * (wc * dy**2).sum(1))
-            r = np.clip(r, -1.0, 1.0)
-            # scipy: constant inputs (among the drawn trials) give NaN; so do < 2 trials.
-            x_const = _constant_among(x, drawn)
-            y_const = _constant_among(y, drawn)
-            few = drawn.sum(axis=1) < 2
-            rs[:, c] = np.where(x_const | y_const | few, np.nan, r)
+        """(replicate,) mean over conditions of the Pearson r between the drawn trials'
+        speed and tp; ``w``: (replicate, eval trial) trial weights."""
+        member = self.cond[None, :] == np.arange(self.n_cond)[:, None]  # (condition, trial)
+        wc = np.where(member[None], w[:, None, :].astype(np.float64), 0.0)  # (rep, cond, trial)
+        drawn = wc > 0
+        total = wc.sum(axis=2)
+        x, y = self.speed, self.tp
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mx = np.where(drawn, wc * x, 0.0).sum(axis=2) / total
+            my = np.where(drawn, wc * y, 0.0).sum(axis=2) / total
+            dx, dy = x - mx[..., None], y - my[..., None]
+            sxy = np.where(drawn, wc * dx * dy, 0.0).sum(axis=2)
+            sxx = np.where(drawn, wc * dx**2, 0.0).sum(axis=2)
+            syy = np.where(drawn, wc * dy**2, 0.0).sum(axis=2)
+            r = np.clip(sxy / np.sqrt(sxx * syy), -1.0, 1.0)
+        # scipy: constant inputs (among the drawn trials) give NaN; so do < 2 trials.
+        constant = _constant_among(x, drawn) | _constant_among(y, drawn)
+        r = np.where(constant | (drawn.sum(axis=2) < 2), np.nan, r)
+        present = total > 0
         with np.errstate(invalid="ignore"):
-            return np.where(present, rs, 0.0).sum(axis=1) / present.sum(axis=1)
+            return np.where(present, r, 0.0).sum(axis=1) / present.sum(axis=1)
 
 
-def _neural_speed(
-    parts: list[np.ndarray], mask: np.ndarray, block_size: int = 1 << 18
-) -> np.ndarray:
+def _neural_speed(parts: list[np.ndarray], mask: np.ndarray) -> np.ndarray:
     """(trial,) mean norm of the rate steps between consecutive kept bins (nlb_tools'
     ``compute_speed``); NaN for trials with fewer than 2 kept bins.
 
-    ``parts``: rate arrays (trial, time, neuron_i) whose neurons together make the rates;
-    ``mask``: (trial, time) kept bins (the set-go window). Trials are sorted by the start
-    of their window and taken in blocks of about ``block_size`` bins x neurons, so only
-    each block's window span is converted to float64 (no full float64 copy).
+    ``parts``: one or two rate arrays (trial, time, neuron_i) whose neurons together make
+    the rates; ``mask``: (trial, time) kept bins (the set-go window).
     """
-    n_trials, n_bins = mask.shape
-    block = max(1, block_size // max(1, n_bins * sum(p.shape[2] for p in parts)))
-    n_in = mask.sum(axis=1)
-    pairs = mask[:, :-1] & mask[:, 1:]  # (trial, time - 1): steps inside the window
-    n_pairs = pairs.sum(axis=1)
-    speed = np.full(n_trials, np.nan)
-    first = np.argmax(mask, axis=1)
-    last = n_bins - np.argmax(mask[:, ::-1], axis=1)  # one past the last kept bin
-    order = np.flatnonzero(n_in >= 2)
-    order = order[np.argsort(first[order], kind="stable")]
-    for b in range(0, len(order), block):
-        trials = order[b : b + block]
-        lo, hi = int(first[trials].min()), int(last[trials].max())
-        x = np.concatenate([p[trials, lo:hi] for p in parts], axis=2, dtype=np.float64)
-        d = x[:, 1:] - x[:, :-1]
-        norms = np.sqrt(np.einsum("itn,itn->it", d, d))
-        speed[trials] = np.where(pairs[trials, lo : hi - 1], norms, 0.0).sum(axis=1)
-    speed /= np.where(n_pairs > 0, n_pairs, 1)
-    # A window with gaps: nlb_tools differences the kept bins as if adjacent.
-    for i in np.flatnonzero((n_in >= 2) & (n_pairs != n_in - 1)):
-        kept = np.concatenate([p[i] for p in parts], axis=1, dtype=np.float64)[mask[i]]
-        speed[i] = np.mean(np.linalg.norm(np.diff(kept, axis=0), axis=1))
-    return speed
+    require(len(parts) in (1, 2), "neural speed: expected one or two rate arrays")
+    arrays = [np.ascontiguousarray(_as_float(p)) for p in parts]
+    if len(arrays) == 1:
+        arrays.append(arrays[0][:, :, :0])
+    return kernels.neural_speed(arrays[0], arrays[1], np.ascontiguousarray(mask))
 
 
 def _constant_among(values: np.ndarray, drawn: np.ndarray) -> np.ndarray:
-    """(replicate,): whether ``values`` are all equal over each replicate's drawn trials."""
-    hi = np.where(drawn, values[None], -np.inf).max(axis=1)
-    lo = np.where(drawn, values[None], np.inf).min(axis=1)
+    """Whether ``values`` (trial,) are all equal over the drawn trials: ``drawn`` (..., trial)."""
+    hi = np.where(drawn, values, -np.inf).max(axis=-1)
+    lo = np.where(drawn, values, np.inf).min(axis=-1)
     return hi == lo
 
 

@@ -1,0 +1,116 @@
+"""The compiled scorer kernels: equal to plain numpy, and float32 input scored exactly as its
+float64 cast (nlb_tools casts submissions to float64 before any arithmetic)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nlbsuite import kernels
+from nlbsuite.evaluation import LOG_ZERO_RATE, ZERO_RATE, bits_per_spike
+
+
+def _rates_and_spikes(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    rates = rng.gamma(1.5, 0.3, size=(7, 30, 5)).astype(np.float32)
+    rates[0, 0, 0] = 0.0
+    spikes = rng.poisson(rates.astype(np.float64) * 2).astype(np.float64)
+    spikes[1, :4] = np.nan
+    spikes[2, 10, 3] = np.nan
+    spikes[0, 0, 0] = 2.0  # a spike where the rate is zero
+    return rates, spikes
+
+
+def _poisson_sums(rates: np.ndarray, spikes: np.ndarray) -> tuple[np.ndarray, ...]:
+    model, counts, bins = (np.zeros((rates.shape[0], rates.shape[2])) for _ in range(3))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_r = np.log(rates, dtype=np.float64)
+    bad = kernels.poisson_sums(rates, log_r, spikes, ZERO_RATE, LOG_ZERO_RATE, model, counts, bins)
+    return model, counts, bins, bad
+
+
+def test_poisson_sums_equal_numpy_and_float32_scores_as_its_float64_cast() -> None:
+    rates32, spikes = _rates_and_spikes(0)
+    rates64 = rates32.astype(np.float64)
+    model, counts, bins, bad = _poisson_sums(rates32, spikes)
+    assert bad  # the zero rate is reported (the caller checks it is not NaN or negative)
+    scored = ~np.isnan(spikes)
+    r = np.where(rates64 == 0, ZERO_RATE, rates64)
+    expected = np.where(scored, r - np.nan_to_num(spikes) * np.log(r), 0.0).sum(axis=1)
+    np.testing.assert_allclose(model, expected, rtol=1e-14)
+    np.testing.assert_array_equal(counts, np.nansum(spikes, axis=1))
+    np.testing.assert_array_equal(bins, scored.sum(axis=1))
+    for got, want in zip(_poisson_sums(rates64, spikes), (model, counts, bins, bad), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_poisson_sums_flag_nan_and_negative_rates_only_in_scored_bins() -> None:
+    rates, spikes = _rates_and_spikes(1)
+    rates[0, 0, 0] = 0.5
+    rates[1, 0, 0] = np.nan  # unscored bin (spike NaN): ignored
+    rates[1, 1, 1] = -3.0
+    assert not _poisson_sums(rates, spikes)[3]
+    rates[3, 3, 3] = -1.0
+    assert _poisson_sums(rates, spikes)[3]
+
+
+@pytest.mark.parametrize("gap", [False, True])
+def test_neural_speed_equals_numpy_and_float32_as_float64(gap: bool) -> None:
+    rng = np.random.default_rng(2)
+    heldin = rng.gamma(2.0, 0.2, size=(6, 25, 7)).astype(np.float32)
+    heldout = rng.gamma(2.0, 0.2, size=(6, 25, 3)).astype(np.float32)
+    keep = np.zeros((6, 25), dtype=bool)
+    keep[:, 5:20] = True
+    keep[4] = False
+    keep[4, 3] = True  # one kept bin: no step, NaN
+    if gap:
+        keep[2, 9:12] = False  # kept bins on both sides are differenced as adjacent
+    x = np.concatenate([heldin, heldout], axis=2).astype(np.float64)
+    expected = np.array(
+        [
+            np.mean(np.linalg.norm(np.diff(x[i][keep[i]], axis=0), axis=1))
+            if keep[i].sum() > 1
+            else np.nan
+            for i in range(6)
+        ]
+    )
+    got32 = kernels.neural_speed(heldin, heldout, keep)
+    np.testing.assert_allclose(got32, expected, rtol=1e-14)
+    got64 = kernels.neural_speed(heldin.astype(np.float64), heldout.astype(np.float64), keep)
+    np.testing.assert_array_equal(got32, got64)
+    both = kernels.neural_speed(x, x[:, :, :0], keep)
+    np.testing.assert_allclose(both, expected, rtol=1e-14)
+
+
+def test_condition_sums_equal_a_shifted_loop() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.gamma(2.0, 0.2, size=(9, 12, 4)).astype(np.float32)
+    trials = np.array([0, 3, 5, 1, 2, 6, 8], dtype=np.intp)
+    shifts = np.array([2, 0, 1, 0, 0, -1, 0], dtype=np.intp)
+    ptr = np.array([0, 3, 6, 6, 7], dtype=np.intp)  # condition 2 has no trials
+    bounds = np.array([[3, 12], [1, 10], [0, 0], [0, 0]], dtype=np.intp)  # 3: empty window
+    expected = np.zeros((4, 12, 4))
+    for c in range(4):
+        lo, hi = bounds[c]
+        for k in range(ptr[c], ptr[c + 1]):
+            for t in range(lo, hi):
+                expected[c, t] += values[trials[k], t - shifts[k]].astype(np.float64)
+    got = kernels.condition_sums(values, trials, shifts, bounds, ptr)
+    np.testing.assert_allclose(got, expected, rtol=1e-14)
+    got64 = kernels.condition_sums(values.astype(np.float64), trials, shifts, bounds, ptr)
+    np.testing.assert_array_equal(got, got64)
+
+
+def test_bits_per_spike_of_float32_rates_is_that_of_their_float64_cast() -> None:
+    """nlb_tools casts to float64 first: a float32 log would be off by ~1e-9 bits/spike."""
+    rng = np.random.default_rng(5)
+    rates = rng.gamma(1.5, 0.05, size=(40, 50, 12)).astype(np.float32)
+    spikes = rng.poisson(rates.astype(np.float64)).astype(np.float64)
+    spikes[:, :10] = np.nan
+    r, s = rates.astype(np.float64)[~np.isnan(spikes)], spikes[~np.isnan(spikes)]
+    null = np.broadcast_to(np.nanmean(spikes, axis=(0, 1)), spikes.shape)[~np.isnan(spikes)]
+    nll = np.sum(r - s * np.log(r))
+    nll_null = np.sum(null - s * np.log(null))
+    expected = (nll_null - nll) / s.sum() / np.log(2)
+    assert bits_per_spike(rates, spikes) == pytest.approx(expected, abs=1e-13)
+    assert bits_per_spike(rates, spikes) == bits_per_spike(rates.astype(np.float64), spikes)

@@ -393,15 +393,10 @@ class _BitsPerSpike:
     bins: np.ndarray
 
     @classmethod
-    def build(
-        cls, rates: np.ndarray, spikes: np.ndarray, what: str, block_size: int = 1 << 18
-    ) -> _BitsPerSpike:
+    def build(cls, rates: np.ndarray, spikes: np.ndarray, what: str) -> _BitsPerSpike:
         """``rates``, ``spikes``: (trial, time, neuron) (2-d: one bin per row), any float
-        dtype; NaN spikes mark unscored bins, where rates may be anything.
-
-        Trials are taken in blocks of about ``block_size`` bins x neurons: numpy's vectorised
-        float64 log of the block's rates, then one compiled pass (:func:`kernels.poisson_sums`);
-        no float64 copy of the whole arrays is made.
+        dtype; NaN spikes mark unscored bins, where rates may be anything. One compiled
+        pass (:func:`kernels.poisson_sums`); no float64 copy of the arrays is made.
         """
         rates, spikes = np.asarray(rates), np.asarray(spikes)
         require(
@@ -412,21 +407,9 @@ class _BitsPerSpike:
         shape = (len(spikes), -1, spikes.shape[-1])
         rates = np.ascontiguousarray(_as_float(rates)).reshape(shape)
         spikes = np.ascontiguousarray(_as_float(spikes)).reshape(shape)
-        n_trials, n_bins, n_neurons = spikes.shape
-        model, counts, bins = (np.zeros((n_trials, n_neurons)) for _ in range(3))
         # As nlb_tools: rates in float64, zero rates set to 1e-9, then the log.
-        step = max(1, block_size // max(1, n_bins * n_neurons))
-        log_buffer = np.empty(step * n_bins * n_neurons)
-        bad = False
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for t0 in range(0, n_trials, step):
-                sl = slice(t0, t0 + step)
-                r = rates[sl]
-                log_r = np.log(r, out=log_buffer[: r.size].reshape(r.shape), dtype=np.float64)
-                bad |= kernels.poisson_sums(
-                    r, log_r, spikes[sl], ZERO_RATE, LOG_ZERO_RATE, model[sl], counts[sl], bins[sl]
-                )
-        if bad:
+        model, counts, bins, n_bad = kernels.poisson_sums(rates, spikes, ZERO_RATE, LOG_ZERO_RATE)
+        if n_bad:
             _check_rates(rates[~np.isnan(spikes)], what)
         return cls(model, counts, bins)
 
@@ -533,6 +516,7 @@ class _Psth:
         what: str,
     ) -> _Psth:
         psth = np.asarray(psth, dtype=np.float64)
+        require(len(parts) in (1, 2), "psth: expected one or two eval rate arrays")
         # No copy for float submission arrays.
         parts = [np.ascontiguousarray(_as_float(p)) for p in parts]
         n_trials, n_bins = parts[0].shape[:2]
@@ -618,24 +602,15 @@ class _Psth:
         )
 
     def _official_residuals(self) -> np.ndarray:
-        """(1, neuron) residual sum of squares with each eval trial once: one compiled pass
-        (:func:`kernels.condition_sums`) per rate array."""
-        sums = np.concatenate(
-            [
-                kernels.condition_sums(p, self.trials, self.shifts, self.bounds, self.ptr)
-                for p in self.parts
-            ],
-            axis=2,
+        """(1, neuron) residual sum of squares with each eval trial once, in one compiled
+        pass (:func:`kernels.psth_residuals`)."""
+        parts = self.parts if len(self.parts) == 2 else [self.parts[0], self.parts[0][:, :, :0]]
+        sq_error, has_nan = kernels.psth_residuals(
+            *parts, self.trials, self.shifts, self.ptr, self.bounds, self.window, self.truth
         )
-        res = sums[self.window]  # (window bin of any condition, neuron)
-        res /= np.repeat(np.diff(self.ptr), self.window.sum(axis=1))[:, None]
-        if np.isnan(res.min()):
-            rows = np.isnan(res).any(axis=1)
-            raise self._nan_error(
-                int(np.cumsum(self.window.sum(axis=1)).searchsorted(np.argmax(rows), side="right"))
-            )
-        res -= self.truth
-        return np.einsum("rn,rn->n", res, res)[None]
+        if has_nan.any():
+            raise self._nan_error(int(np.argmax(has_nan)))
+        return sq_error.sum(axis=0)[None]
 
     def _weighted_mean(self, w: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
         """(replicate, window bin, neuron) trial-weighted mean of condition ``c`` and

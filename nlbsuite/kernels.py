@@ -1,9 +1,12 @@
 """Compiled single-pass loops behind the scorer (numba, cached on disk after the first call).
 
 Each kernel reads its (trial, time, neuron) arrays once, in whatever float dtype they come
-(float32 submissions are never copied to float64), and accumulates in float64. They hold
-no metric logic of their own: :mod:`nlbsuite.evaluation` turns their per-trial sums into
-nlb_tools' numbers, and the oracle tests compare those numbers with nlb_tools' ``evaluate``.
+(float32 submissions are never copied: each value is cast to float64 before any arithmetic,
+as nlb_tools casts whole arrays), and accumulates in float64. Trials (or conditions) run
+in parallel on all cores (``NUMBA_NUM_THREADS`` caps them); every output element is written
+by one iteration in a fixed order, so results do not depend on the number of threads.
+They hold no metric logic: :mod:`nlbsuite.evaluation` turns their sums into nlb_tools'
+numbers, and the oracle tests compare those with nlb_tools' ``evaluate``.
 """
 
 from __future__ import annotations
@@ -11,52 +14,55 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, parallel=True)
 def poisson_sums(
-    rates: np.ndarray,
-    log_rates: np.ndarray,
-    spikes: np.ndarray,
-    zero_rate: float,
-    log_zero_rate: float,
-    model: np.ndarray,
-    counts: np.ndarray,
-    bins: np.ndarray,
-) -> bool:
-    """Add Poisson sums per (trial, neuron) over the bins whose count is not NaN.
+    rates: np.ndarray, spikes: np.ndarray, zero_rate: float, log_zero_rate: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Poisson sums per (trial, neuron) over the bins whose count is not NaN.
 
-    ``rates``, ``log_rates`` (their float64 log), ``spikes``: (trial, time, neuron). Adds
-    to ``model`` the NLL without log(count!) (rate - count * log(rate)), to ``counts`` the
-    counts and to ``bins`` the scored bins, each (trial, neuron) float64. A zero rate
-    counts as ``zero_rate`` (nlb_tools' rule; ``log_zero_rate`` is its log). Returns
-    whether a scored bin has a rate that is not positive (zero, NaN or negative: the
-    caller checks which). Branch-free, so the compiler vectorises it over neurons.
+    ``rates``, ``spikes``: (trial, time, neuron). Returns ``model``, the NLL without
+    log(count!) (sum of rate - count * log(rate)), ``counts`` (sum of counts) and ``bins``
+    (number of scored bins), each (trial, neuron) float64, and the number of scored bins
+    whose rate is not positive (zero, NaN or negative: the caller checks which). A zero
+    rate counts as ``zero_rate`` (nlb_tools' rule; ``log_zero_rate`` is its log).
+
+    Per trial: one branch-free pass the compiler vectorises (rate sums), then the float64
+    log at the bins with a nonzero count only, gathered without branches.
     """
     n_trials, n_bins, n_neurons = spikes.shape
-    bad = False
-    for i in range(n_trials):
+    model = np.zeros((n_trials, n_neurons))
+    counts = np.zeros((n_trials, n_neurons))
+    bins = np.zeros((n_trials, n_neurons))
+    n_bad = 0
+    for i in prange(n_trials):
         m, c, b = model[i], counts[i], bins[i]
+        s_trial, r_trial = spikes[i], rates[i]
         for t in range(n_bins):
-            s_row, r_row, l_row = spikes[i, t], rates[i, t], log_rates[i, t]
             for n in range(n_neurons):
-                s = s_row[n]
-                r = np.float64(r_row[n])
-                log_r = l_row[n]
+                s = s_trial[t, n]
+                r = np.float64(r_trial[t, n])
                 scored = s == s
-                bad |= scored & (not r > 0.0)
-                zero = r == 0.0
-                r = zero_rate if zero else r
-                log_r = log_zero_rate if zero else log_r
-                spiked = s > 0.0
-                m[n] += (r - s * log_r if spiked else r) if scored else 0.0
-                c[n] += s if spiked else 0.0
+                n_bad += 1 if scored & (not r > 0.0) else 0
+                m[n] += (zero_rate if r == 0.0 else r) if scored else 0.0
                 b[n] += 1.0 if scored else 0.0
-    return bad
+        s_flat, r_flat = s_trial.reshape(-1), r_trial.reshape(-1)
+        spiked = np.empty(len(s_flat), dtype=np.int64)
+        k = 0
+        for j in range(len(s_flat)):
+            spiked[k] = j
+            k += 1 if s_flat[j] > 0.0 else 0
+        for q in range(k):
+            j = spiked[q]
+            r = np.float64(r_flat[j])
+            m[j % n_neurons] -= s_flat[j] * (math.log(r) if r > 0.0 else log_zero_rate)
+            c[j % n_neurons] += s_flat[j]
+    return model, counts, bins, n_bad
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc"})
+@njit(cache=True, nogil=True, parallel=True, fastmath={"reassoc"})
 def neural_speed(heldin: np.ndarray, heldout: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """(trial,) mean Euclidean length of the steps between consecutive kept bins.
 
@@ -68,7 +74,7 @@ def neural_speed(heldin: np.ndarray, heldout: np.ndarray, keep: np.ndarray) -> n
     """
     n_trials, n_bins = keep.shape
     speed = np.full(n_trials, np.nan)
-    for i in range(n_trials):
+    for i in prange(n_trials):
         prev = -1
         total = 0.0
         steps = 0
@@ -92,27 +98,73 @@ def neural_speed(heldin: np.ndarray, heldout: np.ndarray, keep: np.ndarray) -> n
 
 
 @njit(cache=True, nogil=True)
-def condition_sums(
-    values: np.ndarray, trials: np.ndarray, shifts: np.ndarray, bounds: np.ndarray, ptr: np.ndarray
+def shifted_sum(
+    values: np.ndarray, trials: np.ndarray, starts: np.ndarray, span: int
 ) -> np.ndarray:
-    """(condition, time, neuron) float64 sums of jitter-shifted trials per condition.
+    """(span, neuron) float64 sum over k of ``values[trials[k], starts[k]:starts[k] + span]``.
 
-    ``values``: C-contiguous (trial, time, neuron); condition c holds ``trials[ptr[c]:ptr[c +
-    1]]``, and out[c, t] = sum of ``values[trial, t - shift]`` over them for t in
-    [``bounds[c, 0]``, ``bounds[c, 1]``) (0 elsewhere); the caller guarantees every shifted
-    bin lies inside the trial. Each trial's run of bins is added as one contiguous slice.
+    ``values``: C-contiguous (trial, time, neuron); the caller guarantees every slice lies
+    inside. Each slice is one contiguous run of span x neuron values, added as a whole.
     """
     n_bins, n_neurons = values.shape[1], values.shape[2]
-    n_cond = len(ptr) - 1
     flat = values.reshape(-1)
-    out = np.zeros((n_cond, n_bins * n_neurons))
+    size = span * n_neurons
+    out = np.zeros(size)
+    for k in range(len(trials)):
+        first = (trials[k] * n_bins + starts[k]) * n_neurons
+        out += flat[first : first + size]
+    return out.reshape(span, n_neurons)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def psth_residuals(
+    heldin: np.ndarray,
+    heldout: np.ndarray,
+    trials: np.ndarray,
+    shifts: np.ndarray,
+    ptr: np.ndarray,
+    bounds: np.ndarray,
+    window: np.ndarray,
+    truth: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Squared error of each condition's jitter-aligned mean rates against its true PSTH.
+
+    ``heldin``, ``heldout``: C-contiguous (trial, time, neuron_i) rates whose neurons
+    together make the PSTH's; condition c averages ``trials[ptr[c]:ptr[c + 1]]``, bin t
+    showing a trial's bin t - ``shifts[k]`` (the caller guarantees these exist for t in
+    [``bounds[c, 0]``, ``bounds[c, 1]``)); ``window``: (condition, time) bins compared;
+    ``truth``: (window bin, neuron) true PSTH at the window bins, condition by condition.
+    Returns (condition, neuron) sums of squared errors and (condition,) whether a mean
+    inside the window is NaN.
+    """
+    n_cond = len(ptr) - 1
+    n_in = heldin.shape[2]
+    n_out = heldout.shape[2]
+    row_ptr = np.zeros(n_cond + 1, dtype=np.int64)
     for c in range(n_cond):
+        row_ptr[c + 1] = row_ptr[c] + window[c].sum()
+    sq_error = np.zeros((n_cond, n_in + n_out))
+    has_nan = np.zeros(n_cond, dtype=np.bool_)
+    for c in prange(n_cond):
         lo, hi = bounds[c, 0], bounds[c, 1]
-        size = (hi - lo) * n_neurons
-        if size <= 0:
+        if hi <= lo:
             continue
-        row = out[c, lo * n_neurons : lo * n_neurons + size]
-        for k in range(ptr[c], ptr[c + 1]):
-            first = (trials[k] * n_bins + lo - shifts[k]) * n_neurons
-            row += flat[first : first + size]
-    return out.reshape(n_cond, n_bins, n_neurons)
+        members = trials[ptr[c] : ptr[c + 1]]
+        starts = lo - shifts[ptr[c] : ptr[c + 1]]
+        sums_in = shifted_sum(heldin, members, starts, hi - lo)
+        sums_out = shifted_sum(heldout, members, starts, hi - lo)
+        count = len(members)
+        row = row_ptr[c]
+        for t in range(hi - lo):
+            if not window[c, lo + t]:
+                continue
+            for n in range(n_in):
+                d = truth[row, n] - sums_in[t, n] / count
+                has_nan[c] |= d != d
+                sq_error[c, n] += d * d
+            for n in range(n_out):
+                d = truth[row, n_in + n] - sums_out[t, n] / count
+                has_nan[c] |= d != d
+                sq_error[c, n_in + n] += d * d
+            row += 1
+    return sq_error, has_nan

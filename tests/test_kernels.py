@@ -22,11 +22,7 @@ def _rates_and_spikes(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _poisson_sums(rates: np.ndarray, spikes: np.ndarray) -> tuple[np.ndarray, ...]:
-    model, counts, bins = (np.zeros((rates.shape[0], rates.shape[2])) for _ in range(3))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_r = np.log(rates, dtype=np.float64)
-    bad = kernels.poisson_sums(rates, log_r, spikes, ZERO_RATE, LOG_ZERO_RATE, model, counts, bins)
-    return model, counts, bins, bad
+    return kernels.poisson_sums(rates, spikes, ZERO_RATE, LOG_ZERO_RATE)
 
 
 def test_poisson_sums_equal_numpy_and_float32_scores_as_its_float64_cast() -> None:
@@ -82,23 +78,44 @@ def test_neural_speed_equals_numpy_and_float32_as_float64(gap: bool) -> None:
     np.testing.assert_allclose(both, expected, rtol=1e-14)
 
 
-def test_condition_sums_equal_a_shifted_loop() -> None:
+def test_psth_residuals_equal_a_shifted_loop() -> None:
     rng = np.random.default_rng(3)
-    values = rng.gamma(2.0, 0.2, size=(9, 12, 4)).astype(np.float32)
+    heldin = rng.gamma(2.0, 0.2, size=(9, 12, 3)).astype(np.float32)
+    heldout = rng.gamma(2.0, 0.2, size=(9, 12, 2)).astype(np.float32)
+    rates = np.concatenate([heldin, heldout], axis=2).astype(np.float64)
     trials = np.array([0, 3, 5, 1, 2, 6, 8], dtype=np.intp)
     shifts = np.array([2, 0, 1, 0, 0, -1, 0], dtype=np.intp)
-    ptr = np.array([0, 3, 6, 6, 7], dtype=np.intp)  # condition 2 has no trials
-    bounds = np.array([[3, 12], [1, 10], [0, 0], [0, 0]], dtype=np.intp)  # 3: empty window
-    expected = np.zeros((4, 12, 4))
-    for c in range(4):
-        lo, hi = bounds[c]
-        for k in range(ptr[c], ptr[c + 1]):
-            for t in range(lo, hi):
-                expected[c, t] += values[trials[k], t - shifts[k]].astype(np.float64)
-    got = kernels.condition_sums(values, trials, shifts, bounds, ptr)
-    np.testing.assert_allclose(got, expected, rtol=1e-14)
-    got64 = kernels.condition_sums(values.astype(np.float64), trials, shifts, bounds, ptr)
+    ptr = np.array([0, 3, 6, 7], dtype=np.intp)
+    window = np.zeros((3, 12), dtype=bool)
+    window[0, 3:12] = True
+    window[1, 1:10] = True
+    window[1, 4] = False  # a gap inside the window
+    bounds = np.array([[3, 12], [1, 10], [0, 0]], dtype=np.intp)  # condition 2: no window
+    truth = rng.gamma(2.0, 0.2, size=(int(window.sum()), 5))
+    expected = np.zeros((3, 5))
+    row = 0
+    for c in range(3):
+        for t in np.flatnonzero(window[c]):
+            mean = np.mean([rates[trials[k], t - shifts[k]] for k in range(ptr[c], ptr[c + 1])], 0)
+            expected[c] += (truth[row] - mean) ** 2
+            row += 1
+    got, has_nan = kernels.psth_residuals(
+        heldin, heldout, trials, shifts, ptr, bounds, window, truth
+    )
+    np.testing.assert_allclose(got, expected, rtol=1e-13)
+    assert not has_nan.any()
+    got64, _ = kernels.psth_residuals(
+        heldin.astype(np.float64), heldout.astype(np.float64), trials, shifts, ptr, bounds,
+        window, truth,
+    )  # fmt: skip
     np.testing.assert_array_equal(got, got64)
+    heldout[5, 11, 1] = np.nan  # trial 5 (shift 1) shows bin 11 at bin 12: outside the window
+    assert not kernels.psth_residuals(heldin, heldout, trials, shifts, ptr, bounds, window, truth)[
+        1
+    ].any()
+    heldout[5, 8, 1] = np.nan  # shown at bin 9, inside condition 0's window
+    _, has_nan = kernels.psth_residuals(heldin, heldout, trials, shifts, ptr, bounds, window, truth)
+    assert has_nan.tolist() == [True, False, False]
 
 
 def test_bits_per_spike_of_float32_rates_is_that_of_their_float64_cast() -> None:

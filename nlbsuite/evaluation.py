@@ -393,10 +393,15 @@ class _BitsPerSpike:
     bins: np.ndarray
 
     @classmethod
-    def build(cls, rates: np.ndarray, spikes: np.ndarray, what: str) -> _BitsPerSpike:
+    def build(
+        cls, rates: np.ndarray, spikes: np.ndarray, what: str, block_size: int = 1 << 18
+    ) -> _BitsPerSpike:
         """``rates``, ``spikes``: (trial, time, neuron) (2-d: one bin per row), any float
-        dtype; NaN spikes mark unscored bins, where rates may be anything. One compiled
-        pass (:func:`kernels.poisson_sums`); no float64 copy of the arrays is made.
+        dtype; NaN spikes mark unscored bins, where rates may be anything.
+
+        Trials are taken in blocks of about ``block_size`` bins x neurons: numpy's vectorised
+        float64 log of the block's rates, then one compiled pass (:func:`kernels.poisson_sums`);
+        no float64 copy of the whole arrays is made.
         """
         rates, spikes = np.asarray(rates), np.asarray(spikes)
         require(
@@ -407,8 +412,20 @@ class _BitsPerSpike:
         shape = (len(spikes), -1, spikes.shape[-1])
         rates = np.ascontiguousarray(_as_float(rates)).reshape(shape)
         spikes = np.ascontiguousarray(_as_float(spikes)).reshape(shape)
+        n_trials, n_bins, n_neurons = spikes.shape
+        model, counts, bins = (np.zeros((n_trials, n_neurons)) for _ in range(3))
         # As nlb_tools: rates in float64, zero rates set to 1e-9, then the log.
-        model, counts, bins, n_bad = kernels.poisson_sums(rates, spikes, ZERO_RATE, LOG_ZERO_RATE)
+        step = max(1, block_size // max(1, n_bins * n_neurons))
+        log_buffer = np.empty(min(step, n_trials) * n_bins * n_neurons)
+        n_bad = 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for t0 in range(0, n_trials, step):
+                sl = slice(t0, t0 + step)
+                r = rates[sl]
+                log_r = np.log(r, out=log_buffer[: r.size].reshape(r.shape), dtype=np.float64)
+                n_bad += kernels.poisson_sums(
+                    r, log_r, spikes[sl], ZERO_RATE, LOG_ZERO_RATE, model[sl], counts[sl], bins[sl]
+                )
         if n_bad:
             _check_rates(rates[~np.isnan(spikes)], what)
         return cls(model, counts, bins)
@@ -515,7 +532,7 @@ class _Psth:
         jitter: np.ndarray | None,
         what: str,
     ) -> _Psth:
-        psth = np.asarray(psth, dtype=np.float64)
+        psth = np.ascontiguousarray(_as_float(np.asarray(psth)))
         require(len(parts) in (1, 2), "psth: expected one or two eval rate arrays")
         # No copy for float submission arrays.
         parts = [np.ascontiguousarray(_as_float(p)) for p in parts]
@@ -569,15 +586,7 @@ class _Psth:
                 f"{what}: NaN rate predictions inside the PSTH window of condition "
                 f"{kept[cond_of[k]]} (jitter {shifts[k]} shifts bins out of the trial)"
             )
-        truth = psth[kept][window]  # (window bin of any condition, neuron)
-        centred = truth - truth.mean(axis=0)
-        rows = window.sum(axis=1)
-        # Sums over each condition's rows (conditions without window rows sum to 0).
-        sums = np.zeros((len(kept), 2 * truth.shape[1]))
-        starts = np.cumsum(rows) - rows
-        sums[has_window] = np.add.reduceat(
-            np.concatenate([centred, centred**2], axis=1), starts[has_window], axis=0
-        )
+        truth, sum_y, sum_yy, constant = kernels.window_truth(psth, kept, window)
         return cls(
             parts,
             window,
@@ -586,10 +595,10 @@ class _Psth:
             shifts,
             ptr,
             np.stack([lo, hi], axis=1).astype(np.intp),
-            sums[:, : truth.shape[1]],
-            sums[:, truth.shape[1] :],
-            rows.astype(np.float64),
-            (truth == truth[0]).all(axis=0),
+            sum_y,
+            sum_yy,
+            window.sum(axis=1).astype(np.float64),
+            constant,
             kept,
             what,
         )

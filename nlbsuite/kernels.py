@@ -19,47 +19,44 @@ from numba import njit, prange
 
 @njit(cache=True, nogil=True, parallel=True)
 def poisson_sums(
-    rates: np.ndarray, spikes: np.ndarray, zero_rate: float, log_zero_rate: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Poisson sums per (trial, neuron) over the bins whose count is not NaN.
+    rates: np.ndarray,
+    log_rates: np.ndarray,
+    spikes: np.ndarray,
+    zero_rate: float,
+    log_zero_rate: float,
+    model: np.ndarray,
+    counts: np.ndarray,
+    bins: np.ndarray,
+) -> int:
+    """Add Poisson sums per (trial, neuron) over the bins whose count is not NaN.
 
-    ``rates``, ``spikes``: (trial, time, neuron). Returns ``model``, the NLL without
-    log(count!) (sum of rate - count * log(rate)), ``counts`` (sum of counts) and ``bins``
-    (number of scored bins), each (trial, neuron) float64, and the number of scored bins
-    whose rate is not positive (zero, NaN or negative: the caller checks which). A zero
-    rate counts as ``zero_rate`` (nlb_tools' rule; ``log_zero_rate`` is its log).
-
-    Per trial: one branch-free pass the compiler vectorises (rate sums), then the float64
-    log at the bins with a nonzero count only, gathered without branches.
+    ``rates``, ``log_rates`` (their float64 log), ``spikes``: (trial, time, neuron). Adds
+    to ``model`` the NLL without log(count!) (rate - count * log(rate)), to ``counts`` the
+    counts and to ``bins`` the scored bins, each (trial, neuron) float64. A zero rate
+    counts as ``zero_rate`` (nlb_tools' rule; ``log_zero_rate`` is its log). Returns the
+    number of scored bins whose rate is not positive (zero, NaN or negative: the caller
+    checks which). Branch-free, so the compiler vectorises it over neurons.
     """
     n_trials, n_bins, n_neurons = spikes.shape
-    model = np.zeros((n_trials, n_neurons))
-    counts = np.zeros((n_trials, n_neurons))
-    bins = np.zeros((n_trials, n_neurons))
     n_bad = 0
     for i in prange(n_trials):
         m, c, b = model[i], counts[i], bins[i]
-        s_trial, r_trial = spikes[i], rates[i]
         for t in range(n_bins):
+            s_row, r_row, l_row = spikes[i, t], rates[i, t], log_rates[i, t]
             for n in range(n_neurons):
-                s = s_trial[t, n]
-                r = np.float64(r_trial[t, n])
+                s = s_row[n]
+                r = np.float64(r_row[n])
+                log_r = l_row[n]
                 scored = s == s
                 n_bad += 1 if scored & (not r > 0.0) else 0
-                m[n] += (zero_rate if r == 0.0 else r) if scored else 0.0
+                zero = r == 0.0
+                r = zero_rate if zero else r
+                log_r = log_zero_rate if zero else log_r
+                spiked = s > 0.0
+                m[n] += (r - s * log_r if spiked else r) if scored else 0.0
+                c[n] += s if spiked else 0.0
                 b[n] += 1.0 if scored else 0.0
-        s_flat, r_flat = s_trial.reshape(-1), r_trial.reshape(-1)
-        spiked = np.empty(len(s_flat), dtype=np.int64)
-        k = 0
-        for j in range(len(s_flat)):
-            spiked[k] = j
-            k += 1 if s_flat[j] > 0.0 else 0
-        for q in range(k):
-            j = spiked[q]
-            r = np.float64(r_flat[j])
-            m[j % n_neurons] -= s_flat[j] * (math.log(r) if r > 0.0 else log_zero_rate)
-            c[j % n_neurons] += s_flat[j]
-    return model, counts, bins, n_bad
+    return n_bad
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath={"reassoc"})
@@ -95,6 +92,46 @@ def neural_speed(heldin: np.ndarray, heldout: np.ndarray, keep: np.ndarray) -> n
         if steps > 0:
             speed[i] = total / steps
     return speed
+
+
+@njit(cache=True, nogil=True)
+def window_truth(
+    psth: np.ndarray, conditions: np.ndarray, window: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The true PSTH at the window bins and its per-condition sums, for R2.
+
+    ``psth``: (condition, time, neuron); ``conditions``: the conditions used; ``window``:
+    (used condition, time) bins compared. Returns ``truth`` (window bin, neuron) float64,
+    condition by condition; per used condition the sums of the truth centred on its mean
+    over all window bins and of their squares, each (condition, neuron); and (neuron,)
+    whether the truth is constant.
+    """
+    n_cond = len(conditions)
+    n_bins, n_neurons = psth.shape[1], psth.shape[2]
+    truth = np.empty((window.sum(), n_neurons))
+    total = np.zeros(n_neurons)
+    row = 0
+    for c in range(n_cond):
+        for t in range(n_bins):
+            if window[c, t]:
+                for n in range(n_neurons):
+                    truth[row, n] = np.float64(psth[conditions[c], t, n])
+                    total[n] += truth[row, n]
+                row += 1
+    center = total / max(row, 1)
+    sum_y = np.zeros((n_cond, n_neurons))
+    sum_yy = np.zeros((n_cond, n_neurons))
+    constant = np.ones(n_neurons, dtype=np.bool_)
+    row = 0
+    for c in range(n_cond):
+        for _ in range(window[c].sum()):
+            for n in range(n_neurons):
+                d = truth[row, n] - center[n]
+                sum_y[c, n] += d
+                sum_yy[c, n] += d * d
+                constant[n] &= truth[row, n] == truth[0, n]
+            row += 1
+    return truth, sum_y, sum_yy, constant
 
 
 @njit(cache=True, nogil=True)

@@ -22,7 +22,13 @@ def _rates_and_spikes(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _poisson_sums(rates: np.ndarray, spikes: np.ndarray) -> tuple[np.ndarray, ...]:
-    return kernels.poisson_sums(rates, spikes, ZERO_RATE, LOG_ZERO_RATE)
+    model, counts, bins = (np.zeros((rates.shape[0], rates.shape[2])) for _ in range(3))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_r = np.log(rates, dtype=np.float64)
+    n_bad = kernels.poisson_sums(
+        rates, log_r, spikes, ZERO_RATE, LOG_ZERO_RATE, model, counts, bins
+    )
+    return model, counts, bins, n_bad
 
 
 def test_poisson_sums_equal_numpy_and_float32_scores_as_its_float64_cast() -> None:
@@ -131,3 +137,14 @@ def test_bits_per_spike_of_float32_rates_is_that_of_their_float64_cast() -> None
     expected = (nll_null - nll) / s.sum() / np.log(2)
     assert bits_per_spike(rates, spikes) == pytest.approx(expected, abs=1e-13)
     assert bits_per_spike(rates, spikes) == bits_per_spike(rates.astype(np.float64), spikes)
+
+
+def test_bits_per_spike_is_the_same_in_any_trial_blocks() -> None:
+    from nlbsuite.evaluation import _BitsPerSpike
+
+    rates, spikes = _rates_and_spikes(6)
+    whole = _BitsPerSpike.build(rates, spikes, "x")
+    for block_size in (1, 150, 400):
+        blocked = _BitsPerSpike.build(rates, spikes, "x", block_size=block_size)
+        np.testing.assert_array_equal(blocked.model, whole.model)
+        np.testing.assert_array_equal(blocked.spikes, whole.spikes)

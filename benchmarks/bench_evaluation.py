@@ -6,7 +6,8 @@ scorers in the same process with the same BLAS thread count: in memory (dicts), 
 same plain h5 files (nlbsuite's writers, no compression) and from the same gzip h5 files
 (target by nlb_tools' own ``save_to_h5``, which always compresses). ``read`` is the time just
 to read both files, which both scorers pay. The two scorers' numbers are checked to agree.
-Needs nlb_tools, hence the oracle venv::
+nlbsuite's compiled kernels run trials in parallel on ``--kernel-threads`` threads (default:
+all cores); nlb_tools is single-threaded numpy. Needs nlb_tools, hence the oracle venv::
 
     /work/main/.venv-oracle/bin/python benchmarks/bench_evaluation.py            # all layouts
     /work/main/.venv-oracle/bin/python benchmarks/bench_evaluation.py mc_maze --bins 5 20
@@ -26,6 +27,7 @@ from functools import partial
 from pathlib import Path
 
 import h5py
+import numba
 import numpy as np
 from nlb_tools.evaluation import evaluate as nlb_evaluate
 from nlb_tools.make_tensors import save_to_h5
@@ -108,8 +110,14 @@ def main() -> None:
     parser.add_argument("--bins", type=int, nargs="+", default=[5])
     parser.add_argument("--repeat", type=int, default=2, help="best of N runs of each scorer")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads for both")
+    parser.add_argument(
+        "--kernel-threads", type=int, help="threads for nlbsuite's kernels (default: all cores)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    if args.kernel_threads:
+        numba.set_num_threads(args.kernel_threads)
+    print(f"BLAS threads {args.threads}, nlbsuite kernel threads {numba.get_num_threads()}")
     logging.disable(logging.WARNING)
     warnings.simplefilter("ignore")
     variants = ("memory", "plain", "gzip")

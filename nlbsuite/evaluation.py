@@ -501,12 +501,13 @@ class _Psth:
     Conditions without eval trials are left out. ``parts``: eval rate arrays (trial, time,
     neuron_i) whose neurons are concatenated; ``window``: (condition, time) bins where the
     true PSTH is defined (neuron 0 not NaN); ``truth``: (window bin, neuron) float64, the
-    true PSTH at the window bins of all conditions, condition by condition; ``trials``, ``shifts``: the conditions' eval trials one condition
-    after another (``ptr`` delimits them), sorted by jitter within a condition, and their
-    jitters in bins (bin t of the average shows a trial's bin t - jitter); ``bounds``:
-    (condition, 2) first and one-past-last window bin; ``sum_y``, ``sum_yy``, ``rows``: per
-    condition, sums of the centred truth, of its squares and the number of window bins;
-    ``conditions``: each kept condition's index in ``psth``.
+    true PSTH at the window bins, condition by condition; ``trials``, ``shifts``: the
+    conditions' eval trials one condition after another (``ptr`` delimits them), sorted by
+    jitter within a condition, and their jitters in bins (bin t of the average shows a
+    trial's bin t - jitter); ``bounds``: (condition, 2) first and one-past-last window bin;
+    ``sum_y``, ``sum_yy``, ``rows``: per condition, sums of the centred truth, of its
+    squares and the number of window bins; ``constant``: (neuron,) whether the truth never
+    varies; ``conditions``: each kept condition's index in ``psth``.
     """
 
     parts: list[np.ndarray]

@@ -35,6 +35,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,7 @@ SUBMISSION_KEYS = (
 )
 
 
+@cache
 def parse_dataset_key(key: str) -> tuple[str, int]:
     """``mc_maze_20`` -> (``mc_maze``, 20); ``mc_maze_small`` -> (``mc_maze_small``, 5).
 

@@ -192,16 +192,19 @@ def psth_residuals(
         sums_out = shifted_sum(heldout, members, starts, hi - lo)
         count = len(members)
         row = row_ptr[c]
+        error = sq_error[c]
+        nan = False  # (a local: threads writing has_nan[c] per bin would share its cache line)
         for t in range(hi - lo):
             if not window[c, lo + t]:
                 continue
             for n in range(n_in):
                 d = truth[row, n] - sums_in[t, n] / count
-                has_nan[c] |= d != d
-                sq_error[c, n] += d * d
+                nan |= d != d
+                error[n] += d * d
             for n in range(n_out):
                 d = truth[row, n_in + n] - sums_out[t, n] / count
-                has_nan[c] |= d != d
-                sq_error[c, n_in + n] += d * d
+                nan |= d != d
+                error[n_in + n] += d * d
             row += 1
+        has_nan[c] = nan
     return sq_error, has_nan

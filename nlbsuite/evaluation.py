@@ -376,6 +376,22 @@ def _r2_from_sums(ss_res: np.ndarray, ss_tot: np.ndarray) -> np.ndarray:
     return np.where(nonzero_num & ~nonzero_den, 0.0, out)
 
 
+def _mean_r2(
+    ss_res: np.ndarray,
+    sum_y: np.ndarray,
+    sum_yy: np.ndarray,
+    rows: np.ndarray,
+    constant: np.ndarray,
+) -> np.ndarray:
+    """(replicate,) R2 averaged over outputs from pooled sums, each (replicate, output)
+    except ``rows`` (replicate,): residual and centred sums of squares, sums of the centred
+    truth and sample counts; ``constant`` (output,) marks truth that never varies."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ss_tot = sum_yy - sum_y**2 / rows[:, None]
+    ss_tot = np.where(constant, 0.0, ss_tot)
+    return _r2_from_sums(ss_res, ss_tot).mean(axis=1)
+
+
 def _sum_by_trial(values: np.ndarray, row_trial: np.ndarray, n_trials: int) -> np.ndarray:
     """Sum rows of ``values`` (row, ...) per trial; ``row_trial`` is sorted: (trial, ...)."""
     out = np.zeros((n_trials, *values.shape[1:]))
@@ -488,12 +504,9 @@ class _R2:
         )
 
     def score(self, w: np.ndarray) -> np.ndarray:
-        ss_res, n = w @ self.ss_res, w @ self.rows
-        sy, syy = w @ self.sum_y, w @ self.sum_yy
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ss_tot = syy - sy**2 / n[:, None]
-        ss_tot = np.where(self.constant, 0.0, ss_tot)
-        return _r2_from_sums(ss_res, ss_tot).mean(axis=1)
+        return _mean_r2(
+            w @ self.ss_res, w @ self.sum_y, w @ self.sum_yy, w @ self.rows, self.constant
+        )
 
 
 @dataclass
@@ -661,20 +674,23 @@ class _Psth:
         else:
             ss_res = np.zeros((len(w), self.sum_y.shape[1]))
             included = np.zeros((len(w), n_cond))
+            row_end = np.cumsum(self.rows).astype(np.intp)  # truth rows of condition c end here
             for c in range(n_cond):
                 if not self.window[c].any():
                     included[:, c] = 1.0
                     continue
                 mean, present = self._weighted_mean(w, c)
-                rows = slice(int(self.rows[:c].sum()), int(self.rows[: c + 1].sum()))
+                rows = slice(row_end[c] - int(self.rows[c]), row_end[c])
                 res = ((self.truth[rows] - mean) ** 2).sum(axis=1)
                 ss_res += np.where(present[:, None], res, 0.0)
                 included[:, c] = present
-        sy, syy, n = included @ self.sum_y, included @ self.sum_yy, included @ self.rows
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ss_tot = syy - sy**2 / n[:, None]
-        ss_tot = np.where(self.constant, 0.0, ss_tot)
-        return _r2_from_sums(ss_res, ss_tot).mean(axis=1)
+        return _mean_r2(
+            ss_res,
+            included @ self.sum_y,
+            included @ self.sum_yy,
+            included @ self.rows,
+            self.constant,
+        )
 
 
 @dataclass

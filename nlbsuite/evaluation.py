@@ -365,6 +365,11 @@ def _as_float(values: np.ndarray) -> np.ndarray:
     return values if values.dtype.kind == "f" else values.astype(np.float64)
 
 
+def _kernel_float(values: np.ndarray) -> np.ndarray:
+    """``values`` unchanged if float32 or float64, else as float64 (the kernels' dtypes)."""
+    return values if values.dtype in (np.float32, np.float64) else values.astype(np.float64)
+
+
 def _r2_from_sums(ss_res: np.ndarray, ss_tot: np.ndarray) -> np.ndarray:
     """R2 per output with scikit-learn's ``force_finite`` rules."""
     out = np.ones(np.broadcast_shapes(ss_res.shape, ss_tot.shape))
@@ -411,15 +416,12 @@ class _BitsPerSpike:
     bins: np.ndarray
 
     @classmethod
-    def build(
-        cls, rates: np.ndarray, spikes: np.ndarray, what: str, block_size: int = 1 << 18
-    ) -> _BitsPerSpike:
+    def build(cls, rates: np.ndarray, spikes: np.ndarray, what: str) -> _BitsPerSpike:
         """``rates``, ``spikes``: (trial, time, neuron) (2-d: one bin per row), any float
         dtype; NaN spikes mark unscored bins, where rates may be anything.
 
-        Trials are taken in blocks of about ``block_size`` bins x neurons: numpy's vectorised
-        float64 log of the block's rates, then one compiled pass (:func:`kernels.poisson_sums`);
-        no float64 copy of the whole arrays is made.
+        One compiled pass (:func:`kernels.poisson_sums`) over float32 or float64 input as it
+        comes: no float64 copy is made, and the log is taken inside the pass.
         """
         rates, spikes = np.asarray(rates), np.asarray(spikes)
         require(
@@ -428,22 +430,14 @@ class _BitsPerSpike:
         )
         require(spikes.ndim >= 2, f"{what}: expected (trial, time, neuron), got {spikes.shape}")
         shape = (len(spikes), -1, spikes.shape[-1])
-        rates = np.ascontiguousarray(_as_float(rates)).reshape(shape)
-        spikes = np.ascontiguousarray(_as_float(spikes)).reshape(shape)
-        n_trials, n_bins, n_neurons = spikes.shape
-        model, counts, bins = (np.zeros((n_trials, n_neurons)) for _ in range(3))
-        # As nlb_tools: rates in float64, zero rates set to 1e-9, then the log.
-        step = max(1, block_size // max(1, n_bins * n_neurons))
-        log_buffer = np.empty(min(step, n_trials) * n_bins * n_neurons)
-        n_bad = 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for t0 in range(0, n_trials, step):
-                sl = slice(t0, t0 + step)
-                r = rates[sl]
-                log_r = np.log(r, out=log_buffer[: r.size].reshape(r.shape), dtype=np.float64)
-                n_bad += kernels.poisson_sums(
-                    r, log_r, spikes[sl], ZERO_RATE, LOG_ZERO_RATE, model[sl], counts[sl], bins[sl]
-                )
+        rates = np.ascontiguousarray(_kernel_float(rates)).reshape(shape)
+        spikes = np.ascontiguousarray(_kernel_float(spikes)).reshape(shape)
+        n_trials, _, n_neurons = spikes.shape
+        model, counts, bins = (np.empty((n_trials, n_neurons)) for _ in range(3))
+        rate_bits = rates.view(np.int32 if rates.dtype == np.float32 else np.int64)
+        n_bad = kernels.poisson_sums(
+            rates, rate_bits, spikes, ZERO_RATE, LOG_ZERO_RATE, model, counts, bins
+        )
         if n_bad:
             _check_rates(rates[~np.isnan(spikes)], what)
         return cls(model, counts, bins)

@@ -2,7 +2,8 @@
 
 Each kernel reads its (trial, time, neuron) arrays once, in whatever float dtype they come
 (float32 submissions are never copied: each value is cast to float64 before any arithmetic,
-as nlb_tools casts whole arrays), and accumulates in float64. Trials (or conditions) run
+as nlb_tools casts whole arrays), and accumulates in float64; logs are fdlibm's, within an
+ulp of numpy's (tests check both against the exact log). Trials (or conditions) run
 in parallel on all cores (``NUMBA_NUM_THREADS`` caps them); every output element is written
 by one iteration in a fixed order, so results do not depend on the number of threads.
 They hold no metric logic: :mod:`nlbsuite.evaluation` turns their sums into nlb_tools'
@@ -16,11 +17,63 @@ import math
 import numpy as np
 from numba import njit, prange
 
+# fdlibm's e_log.c (Sun Microsystems, freely distributable): log(x) = k*ln2 + log(1 + f),
+# with log(1 + f) = f - f^2/2 + s*(f^2/2 + R(s*s)), s = f / (2 + f), R a minimax polynomial.
+# Error below 1 ulp; no table and no branch, so the compiler vectorises it.
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_LG1 = 6.666666666666735130e-01
+_LG2 = 3.999999999940941908e-01
+_LG3 = 2.857142874366239149e-01
+_LG4 = 2.222219843214978396e-01
+_LG5 = 1.818357216161805012e-01
+_LG6 = 1.531383769920937332e-01
+_LG7 = 1.479819860511658591e-01
+_SQRT2 = math.sqrt(2.0)
+_MIN_STEP, _MIN_ROWS = 64, 8  # a vectorised step of poisson_sums: values, time bins
 
-@njit(cache=True, nogil=True, parallel=True)
+
+@njit(inline="always", error_model="numpy")
+def _log_parts(exponent: int, mantissa: float) -> float:
+    """log(mantissa * 2**exponent) for ``mantissa`` in [1, 2): fdlibm's ``__ieee754_log``
+    after its range reduction; error < 1 ulp, as numpy's own log."""
+    big = mantissa > _SQRT2
+    f = (mantissa * 0.5 if big else mantissa) - 1.0
+    k = np.float64(exponent + 1 if big else exponent)
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    r = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7))) + w * (_LG2 + w * (_LG4 + w * _LG6))
+    half_f2 = 0.5 * f * f
+    return k * _LN2_HI - ((half_f2 - (s * (half_f2 + r) + k * _LN2_LO)) - f)
+
+
+@njit(inline="always")
+def _float_layout(bits: np.ndarray) -> tuple[int, int, int, float]:
+    """(mantissa bits, exponent mask, exponent bias, 2**-mantissa bits) of the IEEE floats
+    whose bit patterns ``bits`` holds (int32: float32, int64: float64)."""
+    if bits.itemsize == 8:
+        return 52, 0x7FF, 1023, 2.0**-52
+    return 23, 0xFF, 127, 2.0**-23
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def log(values: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """Float64 natural log of 1-d positive normal float32 or float64 ``values`` (``bits``:
+    the same memory viewed as int32 or int64), with the arithmetic of :func:`poisson_sums`."""
+    n_mant, e_max, bias, scale = _float_layout(bits)
+    frac_mask = (np.int64(1) << n_mant) - 1
+    out = np.empty(len(values))
+    for j in range(len(values)):
+        b = np.int64(bits[j])
+        out[j] = _log_parts(((b >> n_mant) & e_max) - bias, 1.0 + np.float64(b & frac_mask) * scale)
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def poisson_sums(
     rates: np.ndarray,
-    log_rates: np.ndarray,
+    rate_bits: np.ndarray,
     spikes: np.ndarray,
     zero_rate: float,
     log_zero_rate: float,
@@ -28,34 +81,67 @@ def poisson_sums(
     counts: np.ndarray,
     bins: np.ndarray,
 ) -> int:
-    """Add Poisson sums per (trial, neuron) over the bins whose count is not NaN.
+    """Poisson sums per (trial, neuron) over the bins whose count is not NaN.
 
-    ``rates``, ``log_rates`` (their float64 log), ``spikes``: (trial, time, neuron). Adds
-    to ``model`` the NLL without log(count!) (rate - count * log(rate)), to ``counts`` the
-    counts and to ``bins`` the scored bins, each (trial, neuron) float64. A zero rate
-    counts as ``zero_rate`` (nlb_tools' rule; ``log_zero_rate`` is its log). Returns the
-    number of scored bins whose rate is not positive (zero, NaN or negative: the caller
-    checks which). Branch-free, so the compiler vectorises it over neurons.
+    ``rates``, ``spikes``: C-contiguous (trial, time, neuron), float32 or float64;
+    ``rate_bits``: ``rates`` viewed as int32 or int64 (its log is taken from the bits).
+    Writes to ``model`` the NLL without log(count!) (sum of rate - count * log(rate)), to
+    ``counts`` the spike counts and to ``bins`` the scored bins, each (trial, neuron)
+    float64. A zero rate counts as ``zero_rate`` (nlb_tools' rule; ``log_zero_rate`` is its
+    log). Returns the number of scored bins whose rate is not positive (zero, NaN or
+    negative: the caller checks which).
+
+    Each trial is one flat run of time x neuron values, taken several whole bins at a time
+    (at least ``_MIN_ROWS`` bins and ``_MIN_STEP`` values) into per-lane sums that are
+    folded per neuron at the end, so the loop vectorises whatever the number of neurons. Trials with subnormal or
+    infinite rates are summed again with the C library's log.
     """
     n_trials, n_bins, n_neurons = spikes.shape
+    n_mant, e_max, bias, scale = _float_layout(rate_bits)
+    frac_mask = (np.int64(1) << n_mant) - 1
+    size = n_bins * n_neurons
+    step = max(_MIN_ROWS, -(-_MIN_STEP // max(n_neurons, 1))) * n_neurons
     n_bad = 0
     for i in prange(n_trials):
-        m, c, b = model[i], counts[i], bins[i]
-        for t in range(n_bins):
-            s_row, r_row, l_row = spikes[i, t], rates[i, t], log_rates[i, t]
-            for n in range(n_neurons):
-                s = s_row[n]
-                r = np.float64(r_row[n])
-                log_r = l_row[n]
+        r_flat, s_flat = rates[i].reshape(size), spikes[i].reshape(size)
+        b_flat = rate_bits[i].reshape(size)
+        lane_model, lane_counts, lane_bins = np.zeros(step), np.zeros(step), np.zeros(step)
+        bad = 0
+        unusual = 0
+        for start in range(0, size, step):
+            r_step, b_step = r_flat[start : start + step], b_flat[start : start + step]
+            s_step = s_flat[start : start + step]
+            for q in range(len(s_step)):
+                s, r = np.float64(s_step[q]), np.float64(r_step[q])
+                b = np.int64(b_step[q])
+                exponent = (b >> n_mant) & e_max
+                log_r = _log_parts(exponent - bias, 1.0 + np.float64(b & frac_mask) * scale)
                 scored = s == s
-                n_bad += 1 if scored & (not r > 0.0) else 0
+                positive = r > 0.0
+                bad += 1 if scored & (not positive) else 0
+                unusual += 1 if scored & positive & ((exponent == 0) | (exponent == e_max)) else 0
                 zero = r == 0.0
                 r = zero_rate if zero else r
                 log_r = log_zero_rate if zero else log_r
                 spiked = s > 0.0
-                m[n] += (r - s * log_r if spiked else r) if scored else 0.0
-                c[n] += s if spiked else 0.0
-                b[n] += 1.0 if scored else 0.0
+                lane_model[q] += (r - s * log_r if spiked else r) if scored else 0.0
+                lane_counts[q] += s if spiked else 0.0
+                lane_bins[q] += 1.0 if scored else 0.0
+        if unusual:  # subnormal or infinite rates: the C library's log, value by value
+            lane_model[:] = 0.0
+            for j in range(size):
+                s, r = np.float64(s_flat[j]), np.float64(r_flat[j])
+                if s == s:
+                    log_r = math.log(r) if r > 0.0 else log_zero_rate
+                    r = r if r > 0.0 else zero_rate
+                    lane_model[j % step] += r - s * log_r if s > 0.0 else r
+        n_bad += bad
+        model[i], counts[i], bins[i] = 0.0, 0.0, 0.0
+        for lane in range(0, step, n_neurons):
+            for n in range(n_neurons):
+                model[i, n] += lane_model[lane + n]
+                counts[i, n] += lane_counts[lane + n]
+                bins[i, n] += lane_bins[lane + n]
     return n_bad
 
 

@@ -22,13 +22,39 @@ def _rates_and_spikes(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _poisson_sums(rates: np.ndarray, spikes: np.ndarray) -> tuple[np.ndarray, ...]:
-    model, counts, bins = (np.zeros((rates.shape[0], rates.shape[2])) for _ in range(3))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_r = np.log(rates, dtype=np.float64)
-    n_bad = kernels.poisson_sums(
-        rates, log_r, spikes, ZERO_RATE, LOG_ZERO_RATE, model, counts, bins
-    )
+    model, counts, bins = (np.full((rates.shape[0], rates.shape[2]), np.nan) for _ in range(3))
+    bits = rates.view(np.int32 if rates.dtype == np.float32 else np.int64)
+    n_bad = kernels.poisson_sums(rates, bits, spikes, ZERO_RATE, LOG_ZERO_RATE, model, counts, bins)
     return model, counts, bins, n_bad
+
+
+def _log_cases(dtype: type) -> np.ndarray:
+    """Positive normal floats of ``dtype``: random mantissas at every exponent, values
+    near 1 and near the sqrt(2) split, powers of two and the extremes."""
+    info = np.finfo(dtype)
+    rng = np.random.default_rng(5)
+    exponents = np.arange(info.minexp, info.maxexp)
+    random = rng.uniform(1.0, 2.0, size=(len(exponents), 40)) * np.exp2(exponents)[:, None]
+    near = np.concatenate(
+        [1.0 + rng.uniform(-1e-3, 1e-3, 2000), np.sqrt(2.0) * (1 + rng.uniform(-1e-6, 1e-6, 2000))]
+    )
+    special = np.array([1.0, 2.0, 0.5, np.sqrt(2.0), 1e-9, info.tiny, info.max])
+    values = np.concatenate([random.ravel(), near, special, np.nextafter(special[:4], 3)])
+    values = values[np.isfinite(values.astype(dtype))].astype(dtype)
+    return values[values >= info.tiny]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log_within_one_ulp_of_numpy_and_of_the_true_log(dtype: type) -> None:
+    values = _log_cases(dtype)
+    got = kernels.log(values, values.view(np.int32 if dtype == np.float32 else np.int64))
+    want = np.log(values.astype(np.float64))
+    ulp = np.spacing(np.abs(want))
+    assert np.all(np.abs(got - want) <= ulp)  # numpy's log is within 1 ulp too
+    exact = np.log(values.astype(np.longdouble))  # 64-bit mantissa on x86
+    if np.finfo(np.longdouble).nmant > 52:
+        assert np.all(np.abs(got - exact) < ulp)  # below one ulp, as fdlibm promises
+    assert (got == want).mean() > 0.9
 
 
 def test_poisson_sums_equal_numpy_and_float32_scores_as_its_float64_cast() -> None:
@@ -139,12 +165,33 @@ def test_bits_per_spike_of_float32_rates_is_that_of_their_float64_cast() -> None
     assert bits_per_spike(rates, spikes) == bits_per_spike(rates.astype(np.float64), spikes)
 
 
-def test_bits_per_spike_is_the_same_in_any_trial_blocks() -> None:
-    from nlbsuite.evaluation import _BitsPerSpike
+@pytest.mark.parametrize("n_neurons", [1, 7, 15, 45, 64, 65, 137])
+def test_poisson_sums_fold_lanes_per_neuron_for_any_neuron_count(n_neurons: int) -> None:
+    rng = np.random.default_rng(n_neurons)
+    rates = rng.gamma(1.5, 0.3, size=(4, 13, n_neurons)).astype(np.float32)
+    spikes = rng.poisson(rates.astype(np.float64)).astype(np.float64)
+    spikes[1, 2:5] = np.nan
+    model, counts, bins, bad = _poisson_sums(rates, spikes)
+    r = rates.astype(np.float64)
+    scored = ~np.isnan(spikes)
+    expected = np.where(scored, r - np.nan_to_num(spikes) * np.log(r), 0.0).sum(axis=1)
+    np.testing.assert_allclose(model, expected, rtol=1e-14)
+    np.testing.assert_array_equal(counts, np.nansum(spikes, axis=1))
+    np.testing.assert_array_equal(bins, scored.sum(axis=1))
+    assert bad == 0
 
+
+def test_poisson_sums_take_subnormal_and_infinite_rates_with_the_c_log() -> None:
     rates, spikes = _rates_and_spikes(6)
-    whole = _BitsPerSpike.build(rates, spikes, "x")
-    for block_size in (1, 150, 400):
-        blocked = _BitsPerSpike.build(rates, spikes, "x", block_size=block_size)
-        np.testing.assert_array_equal(blocked.model, whole.model)
-        np.testing.assert_array_equal(blocked.spikes, whole.spikes)
+    rates[3, 5, 2] = np.float32(1e-42)  # subnormal in float32
+    rates[4, 6, 1] = np.inf
+    spikes[4, 6, 1] = 0.0  # an infinite rate without a spike: an infinite NLL
+    model, _, _, _ = _poisson_sums(rates, spikes)
+    r = rates.astype(np.float64)
+    r = np.where(r == 0, ZERO_RATE, r)
+    scored = ~np.isnan(spikes)
+    with np.errstate(invalid="ignore"):
+        expected = np.where(scored, r - np.nan_to_num(spikes) * np.log(r), 0.0).sum(axis=1)
+    np.testing.assert_allclose(model[:4], expected[:4], rtol=1e-14)
+    assert model[4, 1] == np.inf
+    np.testing.assert_allclose(np.delete(model[4], 1), np.delete(expected[4], 1), rtol=1e-14)

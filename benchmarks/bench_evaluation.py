@@ -4,8 +4,10 @@ For each dataset layout a synthetic eval target and submission of the NLB test-p
 (e.g. MC_Maze: 2295 train and 574 eval trials x 140 bins x 182 neurons) are scored by both
 scorers in the same process with the same BLAS thread count: in memory (dicts), from the
 same plain h5 files (nlbsuite's writers, no compression) and from the same gzip h5 files
-(target by nlb_tools' own ``save_to_h5``, which always compresses). ``read`` is the time just
-to read both files, which both scorers pay. The two scorers' numbers are checked to agree.
+(target by nlb_tools' own ``save_to_h5``, which always compresses). ``read`` is h5py's time to
+read every dataset of both files (``ds[()]``), as nlb_tools does; nlbsuite reads only what it
+scores, through :mod:`nlbsuite.h5read` (memory maps, gzip chunks inflated in threads). The two
+scorers' numbers are checked to agree.
 nlbsuite's compiled kernels run trials in parallel on ``--kernel-threads`` threads (default:
 all cores); nlb_tools is single-threaded numpy. Needs nlb_tools, hence the oracle venv::
 
@@ -51,7 +53,7 @@ def best_of(fn, repeat: int) -> tuple[float, object]:
 
 
 def read_all(*paths: Path) -> None:
-    """Read every dataset of the files: the I/O floor both scorers share."""
+    """Read every dataset of the files with h5py, as nlb_tools does."""
 
     def read(_: str, item: h5py.HLObject) -> None:  # returning a value would stop the visit
         if isinstance(item, h5py.Dataset):

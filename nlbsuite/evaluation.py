@@ -46,6 +46,7 @@ from scipy.special import gammaln, ndtri
 from nlbsuite import kernels
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.errors import UserError, require
+from nlbsuite.h5read import read_dataset
 
 
 @dataclass(frozen=True)
@@ -1013,12 +1014,13 @@ def _score_arrays(
 
 
 def _read(group: Any, key: str) -> Any:
-    """``group[key]`` as an array (h5py datasets read fully), or None if absent."""
+    """``group[key]`` as an array (h5py datasets read fully, by :func:`read_dataset`: possibly
+    a read-only view of the file), or None if absent."""
     if key not in group:
         return None
     item = group[key]
     if isinstance(item, h5py.Dataset):
-        return item[()]
+        return read_dataset(item)
     return item
 
 

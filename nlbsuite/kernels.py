@@ -97,10 +97,12 @@ def poisson_sums(
     infinite rates are summed again with the C library's log.
     """
     n_trials, n_bins, n_neurons = spikes.shape
+    if n_neurons == 0:
+        return 0
     n_mant, e_max, bias, scale = _float_layout(rate_bits)
     frac_mask = (np.int64(1) << n_mant) - 1
     size = n_bins * n_neurons
-    step = max(_MIN_ROWS, -(-_MIN_STEP // max(n_neurons, 1))) * n_neurons
+    step = max(_MIN_ROWS, -(-_MIN_STEP // n_neurons)) * n_neurons
     n_bad = 0
     for i in prange(n_trials):
         r_flat, s_flat = rates[i].reshape(size), spikes[i].reshape(size)

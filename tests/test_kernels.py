@@ -181,6 +181,14 @@ def test_poisson_sums_fold_lanes_per_neuron_for_any_neuron_count(n_neurons: int)
     assert bad == 0
 
 
+@pytest.mark.parametrize("shape", [(3, 5, 0), (3, 0, 4), (0, 5, 4)])
+def test_poisson_sums_of_empty_arrays_are_zero(shape: tuple[int, int, int]) -> None:
+    rates = np.ones(shape, dtype=np.float32)
+    model, counts, bins, bad = _poisson_sums(rates, np.ones(shape))
+    assert model.shape == (shape[0], shape[2]) and bad == 0
+    assert not model.any() and not counts.any() and not bins.any()
+
+
 def test_poisson_sums_take_subnormal_and_infinite_rates_with_the_c_log() -> None:
     rates, spikes = _rates_and_spikes(6)
     rates[3, 5, 2] = np.float32(1e-42)  # subnormal in float32

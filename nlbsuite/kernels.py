@@ -49,24 +49,32 @@ def _log_parts(exponent: int, mantissa: float) -> float:
 
 
 @njit(inline="always")
-def _float_layout(bits: np.ndarray) -> tuple[int, int, int, float]:
-    """(mantissa bits, exponent mask, exponent bias, 2**-mantissa bits) of the IEEE floats
-    whose bit patterns ``bits`` holds (int32: float32, int64: float64)."""
+def _float_layout(bits: np.ndarray) -> tuple[int, int, int, int, float]:
+    """(mantissa bits, exponent mask, exponent bias, mantissa mask, 2**-mantissa bits) of
+    the IEEE floats whose bit patterns ``bits`` holds (int32: float32, int64: float64)."""
     if bits.itemsize == 8:
-        return 52, 0x7FF, 1023, 2.0**-52
-    return 23, 0xFF, 127, 2.0**-23
+        return 52, 0x7FF, 1023, (1 << 52) - 1, 2.0**-52
+    return 23, 0xFF, 127, (1 << 23) - 1, 2.0**-23
+
+
+@njit(inline="always", error_model="numpy")
+def _log_of_bits(
+    bits: int, n_mant: int, e_max: int, bias: int, frac_mask: int, scale: float
+) -> tuple[int, float]:
+    """(biased exponent field, log) of the float whose bit pattern is ``bits`` (layout from
+    :func:`_float_layout`); the log is right for positive normal floats only."""
+    exponent = (bits >> n_mant) & e_max
+    return exponent, _log_parts(exponent - bias, 1.0 + np.float64(bits & frac_mask) * scale)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def log(values: np.ndarray, bits: np.ndarray) -> np.ndarray:
     """Float64 natural log of 1-d positive normal float32 or float64 ``values`` (``bits``:
     the same memory viewed as int32 or int64), with the arithmetic of :func:`poisson_sums`."""
-    n_mant, e_max, bias, scale = _float_layout(bits)
-    frac_mask = (np.int64(1) << n_mant) - 1
+    n_mant, e_max, bias, frac_mask, scale = _float_layout(bits)
     out = np.empty(len(values))
     for j in range(len(values)):
-        b = np.int64(bits[j])
-        out[j] = _log_parts(((b >> n_mant) & e_max) - bias, 1.0 + np.float64(b & frac_mask) * scale)
+        out[j] = _log_of_bits(np.int64(bits[j]), n_mant, e_max, bias, frac_mask, scale)[1]
     return out
 
 
@@ -93,14 +101,13 @@ def poisson_sums(
 
     Each trial is one flat run of time x neuron values, taken several whole bins at a time
     (at least ``_MIN_ROWS`` bins and ``_MIN_STEP`` values) into per-lane sums that are
-    folded per neuron at the end, so the loop vectorises whatever the number of neurons. Trials with subnormal or
-    infinite rates are summed again with the C library's log.
+    folded per neuron at the end, so the loop vectorises whatever the number of neurons.
+    Trials with subnormal or infinite rates are summed again with the C library's log.
     """
     n_trials, n_bins, n_neurons = spikes.shape
     if n_neurons == 0:
         return 0
-    n_mant, e_max, bias, scale = _float_layout(rate_bits)
-    frac_mask = (np.int64(1) << n_mant) - 1
+    n_mant, e_max, bias, frac_mask, scale = _float_layout(rate_bits)
     size = n_bins * n_neurons
     step = max(_MIN_ROWS, -(-_MIN_STEP // n_neurons)) * n_neurons
     n_bad = 0
@@ -116,8 +123,7 @@ def poisson_sums(
             for q in range(len(s_step)):
                 s, r = np.float64(s_step[q]), np.float64(r_step[q])
                 b = np.int64(b_step[q])
-                exponent = (b >> n_mant) & e_max
-                log_r = _log_parts(exponent - bias, 1.0 + np.float64(b & frac_mask) * scale)
+                exponent, log_r = _log_of_bits(b, n_mant, e_max, bias, frac_mask, scale)
                 scored = s == s
                 positive = r > 0.0
                 bad += 1 if scored & (not positive) else 0

@@ -361,14 +361,19 @@ def _check_rates(values: np.ndarray, what: str) -> None:
         raise UserError(f"{what}: negative rate predictions (rates must be >= 0)")
 
 
-def _as_float(values: np.ndarray) -> np.ndarray:
-    """``values`` unchanged if floating point, else as float64 (e.g. integer counts)."""
-    return values if values.dtype.kind == "f" else values.astype(np.float64)
+def _kernel_array(values: np.ndarray) -> np.ndarray:
+    """``values`` as the compiled kernels take them: C-contiguous float32 or float64 (other
+    dtypes, e.g. integer counts or float16, as float64); no copy when already so."""
+    if values.dtype not in (np.float32, np.float64):
+        values = values.astype(np.float64)
+    return np.ascontiguousarray(values)
 
 
-def _kernel_float(values: np.ndarray) -> np.ndarray:
-    """``values`` unchanged if float32 or float64, else as float64 (the kernels' dtypes)."""
-    return values if values.dtype in (np.float32, np.float64) else values.astype(np.float64)
+def _rate_pair(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """One or two kernel rate arrays (trial, time, neuron_i), whose neurons together make
+    the rates, as the kernels' (heldin, heldout) pair: a lone array gets a 0-neuron partner."""
+    require(len(parts) in (1, 2), "expected one or two eval rate arrays")
+    return (parts[0], parts[1]) if len(parts) == 2 else (parts[0], parts[0][:, :, :0])
 
 
 def _r2_from_sums(ss_res: np.ndarray, ss_tot: np.ndarray) -> np.ndarray:
@@ -431,8 +436,8 @@ class _BitsPerSpike:
         )
         require(spikes.ndim >= 2, f"{what}: expected (trial, time, neuron), got {spikes.shape}")
         shape = (len(spikes), -1, spikes.shape[-1])
-        rates = np.ascontiguousarray(_kernel_float(rates)).reshape(shape)
-        spikes = np.ascontiguousarray(_kernel_float(spikes)).reshape(shape)
+        rates = _kernel_array(rates).reshape(shape)
+        spikes = _kernel_array(spikes).reshape(shape)
         n_trials, _, n_neurons = spikes.shape
         model, counts, bins = (np.empty((n_trials, n_neurons)) for _ in range(3))
         rate_bits = rates.view(np.int32 if rates.dtype == np.float32 else np.int64)
@@ -543,10 +548,9 @@ class _Psth:
         jitter: np.ndarray | None,
         what: str,
     ) -> _Psth:
-        psth = np.ascontiguousarray(_as_float(np.asarray(psth)))
+        psth = _kernel_array(np.asarray(psth))
         require(len(parts) in (1, 2), "psth: expected one or two eval rate arrays")
-        # No copy for float submission arrays.
-        parts = [np.ascontiguousarray(_as_float(p)) for p in parts]
+        parts = [_kernel_array(p) for p in parts]  # no copy for float32/64 submissions
         n_trials, n_bins = parts[0].shape[:2]
         n_neurons = sum(p.shape[2] for p in parts)
         require(
@@ -624,9 +628,14 @@ class _Psth:
     def _official_residuals(self) -> np.ndarray:
         """(1, neuron) residual sum of squares with each eval trial once, in one compiled
         pass (:func:`kernels.psth_residuals`)."""
-        parts = self.parts if len(self.parts) == 2 else [self.parts[0], self.parts[0][:, :, :0]]
         sq_error, has_nan = kernels.psth_residuals(
-            *parts, self.trials, self.shifts, self.ptr, self.bounds, self.window, self.truth
+            *_rate_pair(self.parts),
+            self.trials,
+            self.shifts,
+            self.ptr,
+            self.bounds,
+            self.window,
+            self.truth,
         )
         if has_nan.any():
             raise self._nan_error(int(np.argmax(has_nan)))
@@ -757,11 +766,8 @@ def _neural_speed(parts: list[np.ndarray], mask: np.ndarray) -> np.ndarray:
     ``parts``: one or two rate arrays (trial, time, neuron_i) whose neurons together make
     the rates; ``mask``: (trial, time) kept bins (the set-go window).
     """
-    require(len(parts) in (1, 2), "neural speed: expected one or two rate arrays")
-    arrays = [np.ascontiguousarray(_as_float(p)) for p in parts]
-    if len(arrays) == 1:
-        arrays.append(arrays[0][:, :, :0])
-    return kernels.neural_speed(arrays[0], arrays[1], np.ascontiguousarray(mask))
+    heldin, heldout = _rate_pair([_kernel_array(p) for p in parts])
+    return kernels.neural_speed(heldin, heldout, np.ascontiguousarray(mask))
 
 
 def _constant_among(values: np.ndarray, drawn: np.ndarray) -> np.ndarray:

@@ -203,3 +203,28 @@ def test_poisson_sums_take_subnormal_and_infinite_rates_with_the_c_log() -> None
     np.testing.assert_allclose(model[:4], expected[:4], rtol=1e-14)
     assert model[4, 1] == np.inf
     np.testing.assert_allclose(np.delete(model[4], 1), np.delete(expected[4], 1), rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int64])
+def test_other_dtypes_score_as_their_float64_cast(dtype: type) -> None:
+    """The kernels take float32/float64 only: other rate dtypes are cast first."""
+    from nlbsuite.evaluation import psth_r2, speed_tp_correlation
+
+    rng = np.random.default_rng(8)
+    rates = rng.gamma(2.0, 1.5, size=(6, 12, 4)).astype(dtype)
+    rates64 = rates.astype(np.float64)
+    spikes = rng.poisson(rates64).astype(np.float64)
+    spikes[:, :3] = np.nan  # outside the set-go window
+    psth = np.stack([rates64[:3].mean(axis=0) + 0.1, rates64[3:].mean(axis=0)])
+    cond_idx = [np.arange(3), np.arange(3, 6)]
+    behavior = np.column_stack(
+        [np.zeros(6), np.zeros(6), np.arange(6) % 2, np.ones(6), rng.uniform(0.5, 1.0, 6)]
+    )
+    for score, args in (
+        (bits_per_spike, (spikes,)),
+        (lambda r, c=cond_idx: psth_r2(psth, r, c), ()),
+        (lambda r: speed_tp_correlation(spikes, r, behavior), ()),
+    ):
+        want = score(rates64, *args)
+        assert np.isfinite(want)
+        assert score(rates, *args) == want

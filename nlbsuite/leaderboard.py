@@ -18,7 +18,8 @@ import numpy as np
 from tabulate import tabulate
 
 from nlbsuite.evaluation import METRICS
-from nlbsuite.results import ResultRecord, atomic_write_text, load_records
+from nlbsuite.fileio import atomic_write_text
+from nlbsuite.results import ResultRecord, load_records
 
 GroupKey = tuple[str, str]  # (dataset key, phase)
 RowKey = tuple[str, str, str]  # (model, preset, config hash)

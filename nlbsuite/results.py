@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from nlbsuite.errors import UserError
+from nlbsuite.fileio import atomic_write_text
 
 SCHEMA_VERSION = 1
 RESULTS_ENV = "NLBSUITE_RESULTS"
@@ -95,19 +95,6 @@ def default_results_dir() -> Path:
         if (parent / "leaderboard").is_dir() and (parent / "pyproject.toml").exists():
             return parent / "leaderboard" / "results"
     return cwd / "leaderboard" / "results"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def record_path(results_dir: Path, record: ResultRecord) -> Path:

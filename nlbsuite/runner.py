@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from nlbsuite.adapter import ModelAdapter, resolve_device, seed_everything
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.datasets import load_dataset
 from nlbsuite.evaluation import evaluate
+from nlbsuite.fileio import atomic_write_bytes
 from nlbsuite.provenance import data_hash, git_commit, now_iso, package_versions
 from nlbsuite.registry import get_model_class
 from nlbsuite.results import (
@@ -85,15 +85,7 @@ def default_artifacts_dir(results_dir: Path) -> Path:
 
 def save_artifact(model: ModelAdapter, path: Path) -> None:
     """Pickle the fitted adapter atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(model, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, pickle.dumps(model))
 
 
 def load_run_model(record: str | Path | ResultRecord) -> ModelAdapter:

@@ -5,8 +5,8 @@ A submission holds one group per dataset key (``mc_maze``, ``mc_maze_20``, ``are
 ``eval_rates_heldin``, ``eval_rates_heldout``, ``eval_rates_heldin_forward`` and
 ``eval_rates_heldout_forward``, all (trial, time, neuron) expected counts per bin; DMFC_RSG
 has no train rates. Several datasets may share one file; nlb_tools' ``evaluate`` (and
-EvalAI) read it unchanged. Writes are atomic: a temp file in the same folder, then
-``os.replace``, so a failed write never leaves a half-written file.
+EvalAI) read it unchanged. Writes are atomic (:mod:`nlbsuite.fileio`): a failed write never
+leaves a half-written file.
 
 :func:`write_target` writes evaluation targets in nlb_tools' ``eval_target.h5`` layout (for
 local scoring of val-phase or synthetic data with ``nlbsuite score``).
@@ -14,8 +14,6 @@ local scoring of val-phase or synthetic data with ``nlbsuite score``).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ from nlbsuite.evaluation import (
     open_h5_tree,
     parse_dataset_key,
 )
+from nlbsuite.fileio import atomic_path
 
 _DESCRIBE = {
     "train_rates_heldin": "train trials, bins, held-in neurons",
@@ -66,24 +65,13 @@ def _atomic_h5(path: Path, fill: Any, merge: bool, replaced: set[str]) -> Path:
     ``path``, which then replaces ``path``. With ``merge``, the groups of an existing
     ``path`` other than ``replaced`` are copied into the new file first."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as dst:
-            if merge and path.exists():
-                with open_h5_tree(path, "existing file") as src:
-                    for key in src:
-                        if key not in replaced:
-                            src.copy(src[key], dst, name=key)
-            fill(dst)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as dst:
+        if merge and path.exists():
+            with open_h5_tree(path, "existing file") as src:
+                for key in src:
+                    if key not in replaced:
+                        src.copy(src[key], dst, name=key)
+        fill(dst)
     return path
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import numpy as np
 from tabulate import tabulate
 
 from nlbsuite.errors import UserError
+from nlbsuite.fileio import atomic_write_bytes
 from nlbsuite.results import load_record
 from nlbsuite.runner import load_run_model
 
@@ -131,12 +130,4 @@ def write_plot(fps: Any, latents: np.ndarray | None, path: Path, title: str = ""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buf.getvalue())

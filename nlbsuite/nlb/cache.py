@@ -6,8 +6,7 @@ and the sha256 of every source file. A file's digest is computed once and rememb
 gigabytes; a changed file gets a new digest and therefore a new key (the old entry is
 stale and removed when the new one is written).
 
-Entries are single ``.npz`` files written to a temporary name and ``os.replace``-d into
-place, so a crash never leaves a half-written entry. ``.npz`` members carry CRC-32
+Entries are single ``.npz`` files written atomically (:mod:`nlbsuite.fileio`), so a crash never leaves a half-written entry. ``.npz`` members carry CRC-32
 checksums that numpy's loader verifies: a corrupt or truncated entry fails to load, is
 deleted and rebuilt.
 
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from nlbsuite.data import EvalTarget, GroundTruth, PhaseData
+from nlbsuite.fileio import atomic_path, atomic_write_text
 from nlbsuite.nlb.specs import DatasetSpec
 
 FORMAT_VERSION = "nlbsuite-nlb-cache-1"
@@ -55,13 +55,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def file_digest(path: Path) -> str:
     """sha256 of a file, remembered against (size, mtime_ns, inode)."""
     path = Path(path).resolve()
@@ -77,7 +70,7 @@ def file_digest(path: Path) -> str:
     digest = _sha256(path)
     memo[str(path)] = {"stamp": stamp, "sha256": digest}
     with contextlib.suppress(OSError):
-        _atomic_write_text(memo_path, json.dumps(memo, indent=0, sort_keys=True))
+        atomic_write_text(memo_path, json.dumps(memo, indent=0, sort_keys=True))
     return digest
 
 
@@ -203,13 +196,8 @@ def store(key: str, data: PhaseData) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     data.meta["cache_key"] = key
     path = _entry(key)
-    tmp = folder / f".{key}.{os.getpid()}.tmp.npz"
-    try:
+    with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **_flatten(data))
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
     stem = key.rsplit("_", 1)[0]
     for old in folder.glob(f"{stem}_*.npz"):
         if old != path and old.name.rsplit("_", 1)[0] == stem:

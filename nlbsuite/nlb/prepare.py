@@ -22,6 +22,7 @@ import numpy as np
 
 from nlbsuite.data import EvalTarget, GroundTruth, PhaseData, dataset_key
 from nlbsuite.errors import UserError
+from nlbsuite.fileio import atomic_path
 from nlbsuite.nlb.nwb import Recording, read_recording
 from nlbsuite.nlb.specs import DatasetSpec, check_bin_width, check_phase, get_spec
 from nlbsuite.nlb.tensors import (
@@ -248,15 +249,8 @@ def _h5_write(group: h5py.Group, data: dict[str, Any]) -> None:
 
 def write_h5_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with h5py.File(tmp, "w") as f:
-            _h5_write(f, data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        _h5_write(f, data)
 
 
 def export(data: PhaseData, out_dir: str | Path) -> list[Path]:

@@ -34,6 +34,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from nlbsuite.fileio import atomic_path
+
 LAYOUTS = ("mc_maze", "mc_rtt", "area2_bump", "dmfc_rsg")
 _SUBJECT = {"mc_maze": "Jenkins", "mc_rtt": "Indy", "area2_bump": "Han", "dmfc_rsg": "Haydn"}
 
@@ -463,13 +465,11 @@ def _write_nwb(
                     name=f"truth_{name}", data=arr, description=f"synthetic ground truth {name}"
                 )
             )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp.nwb"  # hidden from nlb_tools' *.nwb glob
-    with warnings.catch_warnings():
+    # the temporary name is hidden (leading dot) from nlb_tools' *.nwb glob
+    with atomic_path(path, suffix=".tmp.nwb") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with NWBHDF5IO(str(tmp), "w") as io:
             io.write(nwb)
-    tmp.replace(path)
 
 
 def write_synthetic(

@@ -123,7 +123,7 @@ torch = pytest.importorskip("torch")
 
 
 def test_systematic_resampling_counts_are_floor_or_ceil_of_k_times_weight():
-    from baselines.lowrank_rnn.model import systematic_resample
+    from baselines.lowrank_rnn.network import systematic_resample
 
     gen = torch.Generator().manual_seed(0)
     w = torch.tensor([[0.05, 0.5, 0.2, 0.25], [0.0, 0.0, 1.0, 0.0]]).repeat(50, 1)
@@ -135,7 +135,7 @@ def test_systematic_resampling_counts_are_floor_or_ceil_of_k_times_weight():
 
 
 def test_vsmc_bound_tightens_with_more_particles():
-    from baselines.lowrank_rnn.model import LowRankRNN, LowRankSSM, run_smc
+    from baselines.lowrank_rnn import LowRankRNN, LowRankSSM, run_smc
 
     cfg = LowRankRNN.make_config("smoke")
     rng = np.random.default_rng(0)

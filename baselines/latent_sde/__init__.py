@@ -1,0 +1,289 @@
+"""Latent SDE with coupled-oscillator dynamics, after ElGazzar & van Gerven, "Generative
+Modeling of Neural Dynamics via Latent Stochastic Differential Equations" (arXiv 2412.12112).
+
+Generative model (prior), for ``n`` oscillators with positions x and velocities v::
+
+    x'' = -gamma x' - omega^2 x + K x  [+ MLP(x, v) for "hybrid"]      (drift "oscillator"/"hybrid")
+    dz  = MLP(z) dt                                                    (drift "neural")
+    dz  = drift dt + sigma dW,   log rates = W z + b,   spikes ~ Poisson(exp(log rates))
+
+``omega``, ``gamma`` (per oscillator, positive) and the coupling ``K`` are learned; the
+velocity is stored divided by ``omega`` so both halves of the state have the same scale.
+``sigma`` is a learned diagonal diffusion shared by prior and posterior.
+
+Inference (posterior): a bidirectional GRU over held-in spikes gives the initial-state
+posterior q(z0) and a context sequence; the posterior drift is the prior drift plus an MLP
+correction over [state, context]. The ELBO is the Poisson log-likelihood of all neurons minus
+KL(q(z0) || p(z0)) minus the path KL (Girsanov, torchsde's ``logqp``), with linear KL
+annealing, integrated by fixed-step Euler–Maruyama. Over the forward window (no data) the
+posterior drift equals the prior drift, so forward predictions are prior rollouts.
+
+The solver is Heun (Stratonovich; the noise is additive, so this is the same SDE as Itô):
+Euler–Maruyama, also available, amplifies undamped oscillations by sqrt(1 + (omega dt)^2)
+per step and diverges at 20 ms steps. Time is measured in solver steps (``dt_ms`` rounded
+so that a bin is a whole number of steps, or a step a power of two of bins), so every solver
+time is an exact float and torchsde's Brownian interval, built with the known ``dt``, never
+splits needlessly (the default one with float32 bin times is ~20-30x slower). Prediction = mean over ``n_samples`` posterior samples; :meth:`LatentSDE.
+predict_intervals` gives per-bin predictive intervals of the rates.
+
+This module is light (config, presets, adapter; NumPy only): listing models does not import
+torch. The torch network and its training and sampling live in
+:mod:`baselines.latent_sde.network`, imported when a model is fitted or used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo
+from nlbsuite.data import GroundTruth, PhaseData, Rates
+from nlbsuite.errors import require
+
+if TYPE_CHECKING:  # pragma: no cover
+    from baselines.latent_sde.network import LatentSDEModule, OscillatorDrift, mlp
+
+#: Torch names served lazily from :mod:`baselines.latent_sde.network`.
+_NETWORK = ("LatentSDEModule", "OscillatorDrift", "mlp")
+
+__all__ = [
+    "DRIFTS",
+    "METHODS",
+    "LatentSDE",
+    "LatentSDEConfig",
+    "LatentSDEModule",
+    "OscillatorDrift",
+    "PredictiveIntervals",
+    "check_config",
+    "interval_coverage",
+    "mlp",
+    "predictive_interval",
+    "steps_per_bin",
+]
+
+DRIFTS = ("oscillator", "hybrid", "neural")
+METHODS = ("heun", "midpoint", "euler")
+
+
+@dataclass
+class LatentSDEConfig(ModelConfig):
+    """Hyperparameters. Sizes: ``n_oscillators`` (state dim = 2x), GRU ``encoder_hidden`` per
+    direction, ``context_dim``, posterior MLP ``posterior_hidden``; ``hybrid_hidden`` /
+    ``neural_hidden`` x ``neural_layers`` size the hybrid term / neural drift.
+    ``dt_ms``: solver step (rounded to divide the bin; None: one step per bin). The batch is ``batch_size`` trials,
+    smaller if needed for ``min_steps_per_epoch`` optimizer steps per epoch (small datasets). ``use_eval_heldin``: also fit the
+    held-in spikes of eval trials (allowed by NLB). ``behavior_weight`` > 0 adds a Gaussian
+    behaviour head on train behaviour. The KL weight ramps linearly from ``kl_start`` to
+    ``kl_weight`` over ``kl_warmup_epochs``."""
+
+    drift: str = "hybrid"
+    n_oscillators: int = 8
+    encoder_hidden: int = 32
+    context_dim: int = 16
+    posterior_hidden: int = 64
+    hybrid_hidden: int = 16
+    neural_hidden: int = 256
+    neural_layers: int = 2
+    omega_hz: tuple[float, float] = (0.5, 4.0)
+    init_sigma: float = 0.1
+    dt_ms: float | None = 20.0
+    method: str = "heun"
+    epochs: int = 80
+    batch_size: int = 128
+    min_steps_per_epoch: int = 6
+    lr: float = 5e-3
+    lr_final_fraction: float = 0.05
+    weight_decay: float = 1e-4
+    dropout: float = 0.1
+    kl_start: float = 0.0
+    kl_warmup_epochs: int = 30
+    kl_weight: float = 1.0
+    grad_clip: float = 10.0
+    val_fraction: float = 0.1
+    eval_every: int = 5
+    val_samples: int = 4
+    use_eval_heldin: bool = True
+    behavior_weight: float = 0.0
+    n_samples: int = 20
+    predict_batch: int = 256
+
+
+def steps_per_bin(bin_ms: float, dt_ms: float) -> float:
+    """Solver steps per bin: the nearest whole number when the bin is at least ``dt_ms``,
+    else 1/2^k (a step spans a power of two of bins), so solver times stay exact floats."""
+    if bin_ms >= dt_ms:
+        return float(max(1, round(bin_ms / dt_ms)))
+    return 1.0 / 2 ** max(0, round(math.log2(dt_ms / bin_ms)))
+
+
+def check_config(cfg: LatentSDEConfig) -> None:
+    """UserError naming the first config field with an unusable value."""
+    require(cfg.drift in DRIFTS, f"config drift '{cfg.drift}': expected one of {DRIFTS}")
+    require(cfg.method in METHODS, f"config method '{cfg.method}': expected one of {METHODS}")
+    omega = cfg.omega_hz
+    require(
+        isinstance(omega, (tuple, list))
+        and len(omega) == 2
+        and all(isinstance(w, (int, float)) for w in omega)
+        and 0 < omega[0] <= omega[1],
+        f"config omega_hz={omega!r}: expected two frequencies in Hz, 0 < low <= high",
+    )
+    positive_ints = (
+        "n_oscillators encoder_hidden context_dim posterior_hidden neural_hidden neural_layers "
+        "epochs batch_size min_steps_per_epoch eval_every val_samples n_samples predict_batch"
+    )
+    for name in positive_ints.split():
+        value = getattr(cfg, name)
+        require(
+            isinstance(value, int) and value >= 1,
+            f"config {name}={value!r}: expected a positive integer",
+        )
+    require(
+        isinstance(cfg.hybrid_hidden, int) and cfg.hybrid_hidden >= 0,
+        f"config hybrid_hidden={cfg.hybrid_hidden!r}: expected an integer >= 0",
+    )
+    ranges = {
+        "lr": (0.0, math.inf, False),
+        "init_sigma": (0.0, math.inf, False),
+        "grad_clip": (0.0, math.inf, False),
+        "dropout": (0.0, 1.0, True),
+        "val_fraction": (0.0, 1.0, True),
+        "kl_start": (0.0, 1.0, True),
+        "kl_weight": (0.0, math.inf, True),
+        "weight_decay": (0.0, math.inf, True),
+        "behavior_weight": (0.0, math.inf, True),
+        "lr_final_fraction": (0.0, 1.0, True),
+    }
+    for name, (low, high, low_ok) in ranges.items():
+        value = getattr(cfg, name)
+        ok = isinstance(value, (int, float)) and (value >= low if low_ok else value > low)
+        require(
+            ok and value <= high,
+            f"config {name}={value!r}: expected a number in {'[' if low_ok else '('}{low}, {high}]",
+        )
+    require(
+        cfg.dt_ms is None or (isinstance(cfg.dt_ms, (int, float)) and cfg.dt_ms > 0),
+        f"config dt_ms={cfg.dt_ms!r}: expected a positive step in ms or None (one per bin)",
+    )
+
+
+@dataclass
+class PredictiveIntervals:
+    """Per-bin predictive intervals of the rates: ``mean``, ``lower``, ``upper`` are
+    :class:`Rates` (same arrays as a prediction); ``level`` is the central probability."""
+
+    mean: Rates
+    lower: Rates
+    upper: Rates
+    level: float
+
+
+def interval_coverage(intervals: PredictiveIntervals, truth: GroundTruth) -> float:
+    """Fraction of true eval rates (held-in and held-out, observed window) inside the interval."""
+    inside = []
+    for key in ("eval_rates_heldin", "eval_rates_heldout"):
+        true = getattr(truth, key)
+        lo, hi = getattr(intervals.lower, key), getattr(intervals.upper, key)
+        inside.append(((true >= lo) & (true <= hi)).ravel())
+    return float(np.concatenate(inside).mean())
+
+
+def predictive_interval(
+    samples: np.ndarray, level: float, axis: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Central ``level`` interval of ``samples`` along ``axis``: quantiles at Weibull plotting
+    positions p (n + 1), so a new draw from the samples' distribution falls inside with
+    probability ``level`` (linear interpolation covers only ~0.81 at n = 20, level 0.9)."""
+    probs = [(1 - level) / 2, (1 + level) / 2]
+    lower, upper = np.quantile(samples, probs, axis=axis, method="weibull")
+    return lower, upper
+
+
+class LatentSDE(ModelAdapter):
+    """Latent SDE with coupled-oscillator / hybrid / neural drift (see module docstring)."""
+
+    info = ModelInfo(
+        name="latent_sde",
+        citation="ElGazzar & van Gerven 2024, Generative Modeling of Neural Dynamics via "
+        "Latent Stochastic Differential Equations (arXiv 2412.12112)",
+        url="https://arxiv.org/abs/2412.12112",
+        stochastic=True,
+        description="latent SDE: coupled oscillators (+MLP) prior, GRU encoder, Poisson readout",
+    )
+    config_class = LatentSDEConfig
+    presets: ClassVar = {
+        "smoke": {
+            "n_oscillators": 3,
+            "encoder_hidden": 8,
+            "context_dim": 4,
+            "posterior_hidden": 16,
+            "hybrid_hidden": 8,
+            "neural_hidden": 16,
+            "epochs": 10,
+            "min_steps_per_epoch": 1,
+            "batch_size": 16,
+            "lr": 1e-2,
+            "kl_warmup_epochs": 4,
+            "eval_every": 3,
+            "val_samples": 2,
+            "n_samples": 4,
+        },
+        "cpu": {},
+        # Sizes and optimiser of the authors' public MC_Maze example (NeuroDynamics.jl,
+        # examples/mcmaze.jl): 10 latent states, context 32, posterior MLP 64, encoder RNN 32,
+        # AdamW 1e-3, batch 64, KL weight ramped 0.5 -> 1 over half the run, diffusion 0.1,
+        # 20 posterior samples, solver step = bin. The paper's epoch count is not stated there.
+        "paper": {
+            "n_oscillators": 5,
+            "encoder_hidden": 32,
+            "context_dim": 32,
+            "posterior_hidden": 64,
+            "lr": 1e-3,
+            "batch_size": 64,
+            "kl_start": 0.5,
+            "kl_warmup_epochs": 150,
+            "epochs": 300,
+            "dt_ms": None,
+            "n_samples": 20,
+        },
+    }
+
+    @property
+    def cfg(self) -> LatentSDEConfig:
+        assert isinstance(self.config, LatentSDEConfig)
+        return self.config
+
+    def fit(self, data: PhaseData) -> None:
+        from baselines.latent_sde import network
+
+        network.fit(self, data)
+
+    def predict(self, data: PhaseData) -> Rates:
+        from baselines.latent_sde import network
+
+        return network.predict(self, data)
+
+    def predict_intervals(self, data: PhaseData, level: float = 0.9) -> PredictiveIntervals:
+        """Sample-mean rates and central ``level`` intervals over ``n_samples`` posterior paths.
+        See :func:`predictive_interval` for how the interval ends are placed.
+        """
+        require(0 < level < 1, f"level {level}: expected a probability in (0, 1)")
+        from baselines.latent_sde import network
+
+        return network.predict_intervals(self, data, level)
+
+    def n_parameters(self) -> int:
+        module = getattr(self, "module", None)
+        return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+def __getattr__(name: str) -> Any:
+    """The torch network's names, imported on first use (and for pickles that name them)."""
+    if name in _NETWORK:
+        from baselines.latent_sde import network
+
+        return getattr(network, name)
+    raise AttributeError(f"module 'baselines.latent_sde' has no attribute {name!r}")

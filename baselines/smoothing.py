@@ -13,15 +13,15 @@ forward bin k is its mean count in forward bin k over the train trials (a forwar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-from scipy import signal
-from sklearn.linear_model import PoissonRegressor
-from tqdm import tqdm
 
 from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo
 from nlbsuite.data import PhaseData, Rates
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sklearn.linear_model import PoissonRegressor
 
 #: NLB's per-dataset (kernel sd in ms, GLM alpha), from run_smoothing.py.
 NLB_SMOOTHING_PARAMS: dict[str, tuple[float, float]] = {
@@ -48,6 +48,8 @@ class SmoothingConfig(ModelConfig):
 
 def smooth_spikes(spikes: np.ndarray, kern_sd_ms: float, bin_width_ms: int) -> np.ndarray:
     """Gaussian-smooth (trial, time, neuron) spikes along time, exactly as NLB's baseline."""
+    from scipy import signal
+
     n_win = int(6 * kern_sd_ms / bin_width_ms)
     window = signal.windows.gaussian(n_win, int(kern_sd_ms / bin_width_ms), sym=True)
     window /= window.sum()
@@ -61,6 +63,9 @@ def fit_poisson_glms(
 ) -> list[PoissonRegressor]:
     """One PoissonRegressor per column of ``y`` (samples, output) from ``x`` (samples, feature),
     refit with 5x ``max_iter`` while it has not converged (up to 10000), as NLB's script."""
+    from sklearn.linear_model import PoissonRegressor
+    from tqdm import tqdm
+
     glms = []
     for chan in tqdm(
         range(y.shape[1]), desc="Poisson GLMs", unit="neuron", leave=False, disable=None

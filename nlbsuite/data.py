@@ -18,12 +18,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 
 from nlbsuite.errors import UserError, require
+
+if TYPE_CHECKING:  # pragma: no cover
+    import h5py
 
 PHASES = ("val", "test")
 BIN_WIDTHS_MS = (5, 20)
@@ -262,6 +264,8 @@ _KNOWN_DATASETS = (
 
 
 def _read_group(group: h5py.Group) -> dict[str, Any]:
+    import h5py
+
     out: dict[str, Any] = {}
     for key, item in group.items():
         out[key] = _read_group(item) if isinstance(item, h5py.Group) else item[()]
@@ -273,6 +277,8 @@ def read_h5(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     require(path.exists(), f"{path}: file not found")
     require(path.stat().st_size > 0, f"{path}: file is empty (expected an HDF5 file)")
+    import h5py
+
     try:
         with h5py.File(path, "r") as f:
             return _read_group(f)
@@ -344,7 +350,7 @@ def phase_data_from_h5(
     name = dataset or guess_dataset(path.stem) or path.stem
     if phase is None:
         phase = "test" if "test" in path.stem.lower() else "val"
-    require(phase in PHASES, f"phase '{phase}': expected one of {', '.join(PHASES)}")
+    require(phase in PHASES, f"expected one of {', '.join(PHASES)}", "phase", phase)
     if bin_width_ms is None:
         bin_width_ms = 20 if "_20" in path.stem else 5
     ev_out = arrays.get("eval_spikes_heldout")

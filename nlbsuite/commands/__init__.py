@@ -1,4 +1,11 @@
-"""CLI subcommands: one module each, with ``add_parser(subparsers)`` and ``run(args)``."""
+"""CLI subcommands: one module each, with ``add_parser(subparsers)`` and ``run(args)``.
+
+A module imports only argparse-level names at the top; library modules (numpy, h5py,
+numba, torch, ...) are imported inside ``run``, so ``nlbsuite --help`` and the listing
+commands stay fast.
+"""
+
+from __future__ import annotations
 
 COMMANDS = [
     "datasets",
@@ -13,3 +20,16 @@ COMMANDS = [
     "score",
     "analyze",
 ]
+
+
+def plain_table(rows: list[list[str]], headers: list[str]) -> str:
+    """Left-aligned columns two spaces apart under a dashed rule (tabulate's "simple"
+    layout for text cells), without importing tabulate for a listing."""
+    cells = [headers, *rows]
+    widths = [max(len(str(row[i])) for row in cells) for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])

@@ -12,15 +12,12 @@ import argparse
 import io
 import json
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-from tabulate import tabulate
+from typing import TYPE_CHECKING, Any
 
 from nlbsuite.errors import UserError
-from nlbsuite.fileio import atomic_write_bytes
-from nlbsuite.results import load_record
-from nlbsuite.runner import load_run_model
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 KIND_STYLE = {
     "stable": {"marker": "o", "facecolors": "tab:green", "edgecolors": "k"},
@@ -48,7 +45,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tabulate import tabulate
+
     from baselines.lowrank_rnn.fixed_points import find_fixed_points
+    from nlbsuite.results import load_record
+    from nlbsuite.runner import load_run_model
 
     record = load_record(args.run)
     model = load_run_model(args.run)
@@ -103,6 +105,9 @@ def write_plot(fps: Any, latents: np.ndarray | None, path: Path, title: str = ""
     atomically. Rank >= 3: the three pairs of the first three latents; rank 2: one panel;
     rank 1: latent against time."""
     import matplotlib
+    import numpy as np
+
+    from nlbsuite.fileio import atomic_write_bytes
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nlbsuite.compare import compare_dirs
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="compare two result folders; exit 1 on a regression")
@@ -23,6 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nlbsuite.compare import compare_dirs
+
     table, regressions = compare_dirs(args.base, args.new, args.tolerance)
     print(table, end="")
     return 1 if regressions else 0

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tabulate import tabulate
-
-from nlbsuite.datasets import list_datasets
+from nlbsuite.commands import plain_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +13,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nlbsuite.datasets import list_datasets
+
     rows = [[d.name, d.source, d.description] for d in list_datasets()]
-    print(tabulate(rows, headers=["dataset", "source", "description"], tablefmt="simple"))
+    print(plain_table(rows, ["dataset", "source", "description"]))
     print("\nAny tensor file in nlb_tools' h5 layout also works: nlbsuite run --data FILE.h5")
     return 0

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nlbsuite.leaderboard import write_leaderboard
-from nlbsuite.results import default_results_dir
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("leaderboard", help="regenerate leaderboard README.md and CSV")
@@ -17,6 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nlbsuite.leaderboard import write_leaderboard
+    from nlbsuite.results import default_results_dir
+
     md = write_leaderboard(args.results or default_results_dir(), args.out)
     print(md.read_text())
     return 0

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from tabulate import tabulate
-
+from nlbsuite.commands import plain_table
 from nlbsuite.errors import UserError
-from nlbsuite.registry import BUILTIN_MODELS, get_model_class, model_entries
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,6 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nlbsuite.registry import BUILTIN_MODELS, get_model_class, model_entries
+
     rows = []
     for name, target in model_entries().items():
         origin = "built-in" if name in BUILTIN_MODELS else "entry point"
@@ -34,9 +34,5 @@ def run(args: argparse.Namespace) -> int:
                 cls.info.description or cls.info.citation or target,
             ]
         )
-    print(
-        tabulate(
-            rows, headers=["model", "from", "presets", "kind", "description"], tablefmt="simple"
-        )
-    )
+    print(plain_table(rows, ["model", "from", "presets", "kind", "description"]))
     return 0

@@ -10,13 +10,7 @@ import ast
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
-from nlbsuite.datasets import load_dataset
 from nlbsuite.errors import UserError
-from nlbsuite.leaderboard import aggregate, table_markdown, write_leaderboard
-from nlbsuite.results import default_results_dir
-from nlbsuite.runner import run as run_model
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -69,6 +63,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from nlbsuite.datasets import load_dataset
+    from nlbsuite.leaderboard import aggregate, table_markdown, write_leaderboard
+    from nlbsuite.results import default_results_dir
+    from nlbsuite.runner import run as run_model
+
     results = args.results or default_results_dir()
     if args.data is not None and not args.data.exists():
         raise UserError(f"--data {args.data}: file not found")

@@ -8,10 +8,7 @@ import math
 import sys
 from pathlib import Path
 
-from tabulate import tabulate
-
 from nlbsuite.errors import require
-from nlbsuite.evaluation import score_by_key
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +45,10 @@ def _num(x: float) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from nlbsuite.evaluation import score_by_key
+
     require(args.bootstrap >= 0, f"--bootstrap {args.bootstrap}: expected a count >= 0")
     skipped: list[str] = []
     scores = score_by_key(

@@ -5,13 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nlbsuite.submission import (
-    target_group,
-    validate_submission,
-    write_submission,
-    write_target,
-)
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -45,6 +38,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from nlbsuite.datasets import load_dataset
     from nlbsuite.runner import fit_predict
+    from nlbsuite.submission import (
+        target_group,
+        validate_submission,
+        write_submission,
+        write_target,
+    )
 
     data = load_dataset(args.dataset, phase=args.phase, bin_width_ms=args.bin_width_ms)
     print(f"data: {data.summary()}")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nlbsuite.submission import validate_submission
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -22,6 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when there is no error (warnings allowed), 2 otherwise."""
+    from nlbsuite.submission import validate_submission
+
     problems = validate_submission(args.file, args.target)
     for problem in problems:
         print(problem)

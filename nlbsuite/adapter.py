@@ -94,7 +94,7 @@ class ModelAdapter(ABC):
         """Config for a named preset, with optional field overrides."""
         if preset not in cls.presets:
             raise UserError(
-                f"--preset '{preset}': model '{cls.info.name}' has presets {', '.join(cls.presets)}"
+                f"model '{cls.info.name}' has presets {', '.join(cls.presets)}", "preset", preset
             )
         values = {**cls.presets[preset], **(overrides or {})}
         known = {f.name for f in dataclasses.fields(cls.config_class)}
@@ -102,7 +102,8 @@ class ModelAdapter(ABC):
         if unknown:
             raise UserError(
                 f"config key(s) {', '.join(unknown)} unknown for model '{cls.info.name}'; "
-                f"known: {', '.join(sorted(known))}"
+                f"known: {', '.join(sorted(known))}",
+                "overrides",
             )
         return cls.config_class(**values)
 

@@ -62,7 +62,7 @@ def list_datasets() -> list[DatasetInfo]:
 
 
 def load_dataset(
-    name: str = "lorenz",
+    dataset: str | None = "lorenz",
     phase: str = "val",
     bin_width_ms: int | None = None,
     seed: int = 0,
@@ -70,36 +70,41 @@ def load_dataset(
     target: str | Path | None = None,
     nwb: list[Path] | None = None,
 ) -> PhaseData:
-    """Load dataset ``name`` for ``phase`` ("val" or "test").
+    """Load ``dataset`` for ``phase`` ("val" or "test").
 
-    ``path``: a tensor file in nlb_tools' h5 layout (then ``name`` may be None and is taken
+    ``path``: a tensor file in nlb_tools' h5 layout (then ``dataset`` may be None and is taken
     from the file name); ``target``: its eval-target file. ``seed`` is the data seed of
     generated datasets (Lorenz), not the model seed. ``nwb``: NWB files for NLB datasets.
     """
-    require(phase in PHASES, f"--phase '{phase}': expected one of {', '.join(PHASES)}")
+    require(phase in PHASES, f"expected one of {', '.join(PHASES)}", "phase", phase)
     if bin_width_ms is not None:
         require(
             bin_width_ms in BIN_WIDTHS_MS,
-            f"--bin {bin_width_ms}: expected one of {', '.join(map(str, BIN_WIDTHS_MS))} ms",
+            f"expected one of {', '.join(map(str, BIN_WIDTHS_MS))} ms",
+            "bin_width_ms",
+            bin_width_ms,
         )
     if path is not None:
         return phase_data_from_h5(
             path,
-            dataset=None if name in (None, "lorenz") else name,
+            dataset=None if dataset in (None, "lorenz") else dataset,
             bin_width_ms=bin_width_ms,
             phase=phase,
             target_path=target,
         )
-    if name in LORENZ_DATASETS:
+    if dataset in LORENZ_DATASETS:
         from nlbsuite.lorenz import make_lorenz
 
-        size = "tiny" if name == "lorenz_tiny" else "default"
+        size = "tiny" if dataset == "lorenz_tiny" else "default"
         return make_lorenz(phase=phase, seed=seed, size=size, bin_width_ms=bin_width_ms)
-    if name in NLB_DATASETS:
+    if dataset in NLB_DATASETS:
         try:
             from nlbsuite.nlb import load_nlb
         except ImportError:
-            raise UserError(f"dataset '{name}': the NLB data layer is not available") from None
-        return load_nlb(name, phase=phase, bin_width_ms=bin_width_ms or 5, nwb_paths=nwb, seed=seed)
+            raise UserError("the NLB data layer is not available", "dataset", dataset) from None
+        return load_nlb(
+            dataset, phase=phase, bin_width_ms=bin_width_ms or 5, nwb_paths=nwb, seed=seed
+        )
     known = [*LORENZ_DATASETS, *NLB_DATASETS]
-    raise UserError(f"--dataset '{name}': unknown dataset; {did_you_mean(name, known)}")
+    require(dataset is not None, "expected a dataset name (or a tensor file as path)", "dataset")
+    raise UserError(f"unknown dataset; {did_you_mean(dataset, known)}", "dataset", dataset)

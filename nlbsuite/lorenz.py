@@ -88,11 +88,13 @@ def make_lorenz(
     """
     spec = LORENZ_SIZES[size] if isinstance(size, str) else size
     bin_ms = bin_width_ms or spec.bin_width_ms
-    require(phase in ("val", "test"), f"phase '{phase}': expected val or test")
+    require(phase in ("val", "test"), "expected val or test", "phase", phase)
     require(
         spec.trial_ms % bin_ms == 0 and spec.forward_ms % bin_ms == 0,
-        f"bin width {bin_ms} ms must divide trial ({spec.trial_ms}) and forward "
-        f"({spec.forward_ms}) lengths",
+        f"the bin width (ms) must divide the trial ({spec.trial_ms} ms) and forward "
+        f"({spec.forward_ms} ms) lengths",
+        "bin_width_ms",
+        bin_ms,
     )
     rng = np.random.default_rng(seed)
     total_ms = spec.trial_ms + spec.forward_ms

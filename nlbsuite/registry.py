@@ -43,21 +43,23 @@ def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
     return f"known: {', '.join(choices)}"
 
 
-def get_model_class(name: str) -> type[ModelAdapter]:
-    """The adapter class registered under ``name``; UserError with a suggestion if unknown."""
+def get_model_class(model: str) -> type[ModelAdapter]:
+    """The adapter class registered under ``model``; UserError with a suggestion if unknown."""
     entries = model_entries()
-    if name not in entries:
-        raise UserError(f"--model '{name}': unknown model; {did_you_mean(name, list(entries))}")
-    target = entries[name]
+    if model not in entries:
+        raise UserError(f"unknown model; {did_you_mean(model, list(entries))}", "model", model)
+    target = entries[model]
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         raise UserError(
-            f"--model '{name}': cannot import {module_name} ({exc}); "
-            "is the package that provides it installed (torch models: pip install torch==2.13.0)?"
+            f"cannot import {module_name} ({exc}); is the package that provides it installed "
+            "(torch models: pip install torch==2.13.0)?",
+            "model",
+            model,
         ) from None
     cls = getattr(module, attr, None)
     if not (isinstance(cls, type) and issubclass(cls, ModelAdapter)):
-        raise UserError(f"--model '{name}': {target} is not a ModelAdapter subclass")
+        raise UserError(f"{target} is not a ModelAdapter subclass", "model", model)
     return cls

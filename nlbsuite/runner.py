@@ -100,7 +100,7 @@ def load_run_model(record: str | Path | ResultRecord) -> ModelAdapter:
     if path is None or not path.exists():
         raise UserError(
             f"run {rec.run_id}: no saved model (artifact {rec.artifact!r} missing); "
-            "rerun it with --overwrite to save one"
+            "rerun it with overwrite=True (--overwrite) to save one"
         )
     with open(path, "rb") as f:
         return pickle.load(f)

@@ -115,7 +115,7 @@ def test_bad_arguments_are_user_errors(maze: list[Path]) -> None:
         check_bin_width(10)
     with pytest.raises(UserError, match="expected 5 or 20"):
         load_nlb("mc_maze", "val", 10, nwb_paths=maze, use_cache=False)
-    with pytest.raises(UserError, match="phase 'train'"):
+    with pytest.raises(UserError, match="phase='train'"):
         load_nlb("mc_maze", "train", 5, nwb_paths=maze, use_cache=False)
     with pytest.raises(UserError, match="no 'val' trials"):  # the test file alone
         load_nlb("mc_maze", "val", 5, nwb_paths=[maze[1]], use_cache=False)

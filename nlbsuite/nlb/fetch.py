@@ -52,7 +52,8 @@ def check_reachable(url: str | None = None, deadline_s: float = CONNECT_DEADLINE
         why = "timed out" if not outcome else str(outcome[0]) or type(outcome[0]).__name__
         raise UserError(
             f"cannot reach the DANDI archive at {host}:{port} ({why}); download the NWB files "
-            "elsewhere and pass them with --nwb, or put them under $NLBSUITE_DATA/<dandiset id>/"
+            "elsewhere and pass them (--nwb on the command line, nwb_paths= in Python), or put "
+            "them under $NLBSUITE_DATA/<dandiset id>/"
         )
 
 

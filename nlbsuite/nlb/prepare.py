@@ -62,7 +62,7 @@ def find_nwb_files(spec: DatasetSpec, root: Path | None = None) -> list[Path]:
     if not files:
         raise UserError(
             f"{folder}: no NWB files for {spec.name} (run 'nlbsuite fetch {spec.name}', "
-            "or pass the files with --nwb)"
+            "or pass the files: --nwb on the command line, nwb_paths= in Python)"
         )
     return files
 

@@ -200,7 +200,7 @@ def get_spec(dataset: str) -> DatasetSpec:
     spec = DATASETS.get(dataset)
     if spec is None:
         raise UserError(
-            f"dataset '{dataset}': unknown NLB dataset (expected one of {', '.join(DATASETS)})"
+            f"unknown NLB dataset (expected one of {', '.join(DATASETS)})", "dataset", dataset
         )
     return spec
 
@@ -208,11 +208,11 @@ def get_spec(dataset: str) -> DatasetSpec:
 def check_bin_width(bin_width_ms: int) -> int:
     """``bin_width_ms`` if it is an NLB bin width (5 or 20), else :class:`UserError`."""
     if bin_width_ms not in BIN_WIDTHS_MS:
-        raise UserError(f"bin width {bin_width_ms!r} ms: expected 5 or 20")
+        raise UserError("expected 5 or 20 (ms)", "bin_width_ms", bin_width_ms)
     return int(bin_width_ms)
 
 
 def check_phase(phase: str) -> str:
     if phase not in PHASES:
-        raise UserError(f"phase '{phase}': expected one of {', '.join(PHASES)}")
+        raise UserError(f"expected one of {', '.join(PHASES)}", "phase", phase)
     return phase

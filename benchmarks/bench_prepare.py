@@ -10,6 +10,14 @@ checkout or of the main checkout.
     python benchmarks/bench_prepare.py                       # 1000 trials x 200 neurons
     python benchmarks/bench_prepare.py --trials 250 500 1000 --neurons 200   # scaling
     python benchmarks/bench_prepare.py --skip-nlb-tools --trials 2900 --neurons 182
+    python benchmarks/bench_prepare.py --whole-process --trials 600 --neurons 120 --repeats 5
+
+``--whole-process`` times what a user runs, as whole processes (interpreter start-up, imports,
+NWB read, tensors, the three exported h5 files), interleaved, best of ``--repeats``:
+``nlbsuite prepare DATASET --nwb ... --export DIR`` (fresh cache folder each time, so it
+builds) against nlb_tools' equivalent script (NWBDataset, resample, the three
+``make_*_tensors`` with ``save_path``); then checks the exported files hold the same keys,
+dtypes and values.
 
 BLAS runs single-threaded in both (nlb_tools still smooths with a 2-process Pool).
 """
@@ -94,6 +102,37 @@ def worker_nlb_tools(folder: str, out: str) -> dict:
         "peak_mb": peak,
         "pool_child_peak_mb": children,
     }
+
+
+def worker_nlb_tools_export(folder: str, out: str) -> dict:
+    """nlb_tools' prepare-and-save script: what a user of nlb_tools runs to get the files."""
+    import logging
+    import warnings
+
+    logging.disable(logging.WARNING)
+    warnings.simplefilter("ignore")
+    from nlb_tools.make_tensors import (
+        make_eval_input_tensors,
+        make_eval_target_tensors,
+        make_train_input_tensors,
+    )
+    from nlb_tools.nwb_interface import NWBDataset
+
+    ds = NWBDataset(folder)
+    ds.resample(BIN_MS)
+    make_train_input_tensors(
+        ds,
+        DATASET,
+        "train",
+        save_path=f"{out}/train_input.h5",
+        include_behavior=True,
+        include_forward_pred=True,
+    )
+    make_eval_input_tensors(ds, DATASET, "val", save_path=f"{out}/eval_input.h5")
+    make_eval_target_tensors(
+        ds, DATASET, "train", "val", save_path=f"{out}/eval_target.h5", include_psth=True
+    )
+    return {}
 
 
 def worker_generate(folder: str, n_trials: str, n_neurons: str, n_conditions: str) -> dict:
@@ -231,6 +270,118 @@ def bench(
     return row
 
 
+# ----------------------------------------------------------------------------------------
+# Whole process: start-up + read + tensors + export, as a user runs it
+# ----------------------------------------------------------------------------------------
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} failed:\n{proc.stderr[-3000:]}")
+    return seconds
+
+
+def _same_files(ours: Path, ref: Path) -> str:
+    """Whether two export folders hold the same h5 keys, dtypes and values."""
+    import h5py
+    import numpy as np
+
+    def walk(group: h5py.Group, prefix: str = "") -> dict[str, h5py.Dataset]:
+        out = {}
+        for key, item in group.items():
+            if isinstance(item, h5py.Group):
+                out.update(walk(item, f"{prefix}{key}/"))
+            else:
+                out[prefix + key] = item
+        return out
+
+    bad = []
+    for name in ("train_input.h5", "eval_input.h5", "eval_target.h5"):
+        with h5py.File(ours / name, "r") as fo, h5py.File(ref / name, "r") as fr:
+            a, b = walk(fo), walk(fr)
+            if sorted(a) != sorted(b):
+                bad.append(f"{name} keys")
+                continue
+            for key, dset in b.items():
+                x, y = a[key][()], dset[()]
+                same = a[key].dtype == dset.dtype and (
+                    all(np.array_equal(u, v) for u, v in zip(x, y, strict=True))
+                    if dset.dtype == object
+                    else np.array_equal(x, y, equal_nan=True)
+                )
+                if not same:
+                    bad.append(f"{name}:{key}")
+    return "identical (keys, dtypes, values)" if not bad else f"DIFFER: {', '.join(bad)}"
+
+
+def bench_whole_process(n_trials: int, n_neurons: int, n_conditions: int, repeats: int) -> dict:
+    """Best-of-``repeats`` wall seconds of each whole process, runs interleaved."""
+    oracle = _oracle_python()
+    if oracle is None:
+        raise SystemExit("whole-process mode needs nlb_tools' venv (see the module docstring)")
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        PYTHONPATH=str(ROOT),
+    )
+    with tempfile.TemporaryDirectory(prefix="bench_prepare_") as tmp:
+        work = Path(tmp)
+        folder = work / "session"
+        _run(
+            sys.executable,
+            ["generate", str(folder), str(n_trials), str(n_neurons), str(n_conditions)],
+        )
+        paths = sorted(str(p) for p in folder.rglob("*.nwb"))
+        times: dict[str, list[float]] = {"nlbsuite": [], "nlb_tools": []}
+        for rep in range(repeats):
+            ref = work / f"ref{rep}"
+            ref.mkdir()
+            times["nlb_tools"].append(
+                _timed(
+                    [
+                        oracle,
+                        __file__,
+                        "--worker",
+                        "nlb_tools_export",
+                        str(Path(paths[0]).parent),
+                        str(ref),
+                    ],
+                    env,
+                )
+            )
+            ours = work / f"ours{rep}"
+            cmd = [sys.executable, "-m", "nlbsuite", "prepare", DATASET, "--phase", "val"]
+            cmd += ["--bin", str(BIN_MS), "--nwb", *paths, "--export", str(ours)]
+            times["nlbsuite"].append(
+                _timed(cmd, {**env, "NLBSUITE_CACHE": str(work / f"cache{rep}")})
+            )
+        agree = _same_files(work / "ours0", work / "ref0")
+    best = {k: min(v) for k, v in times.items()}
+    return {
+        "trials": n_trials,
+        "neurons": n_neurons,
+        "times": times,
+        "best": best,
+        "ratio": best["nlb_tools"] / best["nlbsuite"],
+        "agree": agree,
+    }
+
+
+def _print_whole(row: dict) -> None:
+    print(
+        f"\n== whole process, {row['trials']} trials x {row['neurons']} neurons ({DATASET}, {BIN_MS} ms, val)"
+    )
+    for name in ("nlbsuite", "nlb_tools"):
+        runs = ", ".join(f"{t:.2f}" for t in row["times"][name])
+        print(f"{name:9s}: best {row['best'][name]:6.2f} s   (runs: {runs})")
+    print(f"ratio    : {row['ratio']:6.1f} x   exported files {row['agree']}")
+
+
 def _print(row: dict) -> None:
     print(
         f"\n== {row['trials']} trials x {row['neurons']} neurons, {row['conditions']} conditions: "
@@ -264,6 +415,12 @@ def main() -> None:
         "--layout", default="mc_maze", choices=["mc_maze", "mc_rtt", "area2_bump", "dmfc_rsg"]
     )
     parser.add_argument("--skip-nlb-tools", action="store_true")
+    parser.add_argument(
+        "--whole-process",
+        action="store_true",
+        help="time the whole nlbsuite prepare --export process against nlb_tools' script",
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="whole-process runs of each")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -271,6 +428,8 @@ def main() -> None:
         kind, *rest = args.worker
         if kind == "nlb_tools":
             print(json.dumps(worker_nlb_tools(*rest)))
+        elif kind == "nlb_tools_export":
+            print(json.dumps(worker_nlb_tools_export(*rest)))
         elif kind == "generate":
             print(json.dumps(worker_generate(*rest)))
         else:
@@ -281,6 +440,15 @@ def main() -> None:
     DATASET = args.layout
     os.environ["NLBSUITE_BENCH_LAYOUT"] = args.layout
     rows = []
+    if args.whole_process:
+        for n_trials in args.trials:
+            for n_neurons in args.neurons:
+                row = bench_whole_process(n_trials, n_neurons, args.conditions, args.repeats)
+                _print_whole(row)
+                rows.append(row)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1))
+        return
     with tempfile.TemporaryDirectory(prefix="bench_prepare_") as tmp:
         for n_trials in args.trials:
             for n_neurons in args.neurons:

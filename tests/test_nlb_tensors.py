@@ -223,3 +223,18 @@ def test_behaviour_at_selected_bins_equals_scipy_decimate(factor: int) -> None:
     np.testing.assert_allclose(part[bins], ref[bins], rtol=1e-12, atol=1e-9, equal_nan=True)
     others = np.setdiff1d(np.arange(len(ref)), bins)
     assert np.isnan(part[others]).all()
+
+
+def test_numpy_filters_equal_scipys_bit_for_bit() -> None:
+    """The resampling FIR and the PSTH kernel are built without importing scipy.signal
+    (slow to import); they must be scipy's arrays exactly."""
+    from scipy import signal
+
+    from nlbsuite.nlb.tensors import fir_lowpass
+
+    for factor in (2, 5, 10, 20, 40):
+        ref = signal.firwin(501, 1.0 / factor, window="hamming")
+        np.testing.assert_array_equal(fir_lowpass(501, 1.0 / factor), ref)
+    for sd in (1, 10, 30, 60):
+        window = signal.windows.gaussian(int(6 * sd), sd, sym=True)
+        np.testing.assert_array_equal(gaussian_kernel(sd), window / window.sum())

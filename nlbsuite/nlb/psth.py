@@ -24,10 +24,11 @@ _CHUNK_CELLS = 4_000_000  # histogram cells per batch (float64: 32 MB)
 
 
 def gaussian_kernel(kern_sd_ms: int) -> np.ndarray:
-    """nlb_tools' smoothing kernel at 1 ms: ``gaussian(int(6 sd), sd)``, normalised."""
-    from scipy import signal
-
-    window = signal.windows.gaussian(int(6 * kern_sd_ms), kern_sd_ms, sym=True)
+    """nlb_tools' smoothing kernel at 1 ms: ``scipy.signal.windows.gaussian(int(6 sd), sd)``
+    (the same operations, without importing scipy.signal), normalised."""
+    n_taps = int(6 * kern_sd_ms)
+    n = np.arange(n_taps, dtype=np.float64) - (n_taps - 1.0) / 2.0
+    window = np.exp(-(n**2) / (2 * kern_sd_ms * kern_sd_ms))
     return window / np.sum(window)
 
 

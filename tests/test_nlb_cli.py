@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -17,19 +16,10 @@ from nlbsuite.nlb.synthetic import SyntheticSpec, write_synthetic
 
 
 def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run a subcommand like the ``nlbsuite`` entry point (UserError -> one line, exit 2)."""
-    from nlbsuite.commands import fetch, prepare
+    """Run the ``nlbsuite`` entry point (UserError -> one line, exit 2)."""
+    from nlbsuite.cli import main
 
-    parser = argparse.ArgumentParser(prog="nlbsuite")
-    sub = parser.add_subparsers(dest="command")
-    prepare.add_parser(sub)
-    fetch.add_parser(sub)
-    args = parser.parse_args(argv)
-    try:
-        code = args.func(args)
-    except UserError as exc:
-        print(f"nlbsuite: error: {exc}", file=__import__("sys").stderr)
-        code = 2
+    code = main(argv)
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -109,7 +99,7 @@ def test_prepare_command_exports(
     [
         (["prepare", "mc_mazz", "--nwb", "x.nwb"], "unknown NLB dataset"),
         (["prepare", "mc_maze", "--bin", "10", "--nwb", "x.nwb"], "expected 5 or 20"),
-        (["prepare", "mc_maze", "--phase", "dev"], "phase 'dev'"),
+        (["prepare", "mc_maze", "--phase", "dev"], "--phase 'dev'"),
         (["prepare", "mc_maze", "--nwb", "/nonexistent/file.nwb"], "/nonexistent/file.nwb"),
     ],
 )
@@ -145,3 +135,31 @@ def test_fetch_hanging_connection_times_out_under_two_seconds(
     with pytest.raises(UserError, match="timed out"):
         fetch.check_reachable("https://api.dandiarchive.org/api")
     assert time.perf_counter() - start < 2.0
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [((300, 50, 40), np.float32), ((7, 3), np.int32), ((5000,), np.int32), ((), np.float32), ((0, 4), np.float32)],
+)  # fmt: skip
+def test_exported_arrays_are_gzip_chunks_any_reader_inflates(
+    shape: tuple[int, ...], dtype: type, tmp_path: Path
+) -> None:
+    """The threaded gzip writer: chunks of whole trials (zero-padded at the edge) that h5py
+    and the scorer's own reader inflate to the array written."""
+    from nlbsuite.h5read import read_dataset
+    from nlbsuite.nlb.prepare import write_gzip
+
+    arr = np.random.default_rng(0).poisson(0.3, size=shape).astype(dtype)
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        write_gzip(f, "x", arr)
+    with h5py.File(tmp_path / "x.h5", "r") as f:
+        ds = f["x"]
+        assert ds.dtype == dtype and ds.shape == shape
+        np.testing.assert_array_equal(ds[()], arr)
+        np.testing.assert_array_equal(read_dataset(ds), arr)
+        if arr.ndim and arr.size:
+            assert ds.compression == "gzip"
+            assert ds.chunks[1:] == shape[1:]
+    if shape == (300, 50, 40):  # 8000 bytes a trial: 131 trials a chunk, the last one partial
+        with h5py.File(tmp_path / "x.h5", "r") as f:
+            assert f["x"].chunks[0] == 131

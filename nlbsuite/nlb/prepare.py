@@ -13,7 +13,10 @@ and returns the three dicts under nlb_tools' keys.
 
 from __future__ import annotations
 
+import itertools
 import os
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +228,43 @@ def _truth(
 # ----------------------------------------------------------------------------------------
 
 
+#: Deflate level of exported arrays: nlb_tools writes 4; 1 holds the same content in ~15%
+#: larger files and compresses about twice as fast.
+GZIP_LEVEL = 1
+_CHUNK_BYTES = 1 << 20
+
+
+def write_gzip(group: h5py.Group, key: str, arr: np.ndarray) -> None:
+    """``group[key] = arr``, gzip-compressed like h5py's ``compression="gzip"``, in chunks
+    of whole trials (first axis) deflated on a thread per core (zlib releases the GIL) and
+    written as they are; any HDF5 reader inflates them. Scalars and empty arrays are
+    written plainly."""
+    arr = np.asarray(arr, order="C")
+    if arr.ndim == 0 or arr.size == 0:
+        group.create_dataset(key, data=arr)
+        return
+    rows = max(1, min(arr.shape[0], _CHUNK_BYTES // max(1, arr[0].nbytes)))
+    chunk = (rows, *arr.shape[1:])  # whole trials, ~1 MiB: few chunks, few tasks
+    dset = group.create_dataset(
+        key, arr.shape, arr.dtype, chunks=chunk, compression="gzip", compression_opts=GZIP_LEVEL
+    )
+    starts = list(
+        itertools.product(*(range(0, n, c) for n, c in zip(arr.shape, chunk, strict=True)))
+    )
+
+    def deflate(start: tuple[int, ...]) -> bytes:
+        piece = arr[tuple(slice(s, s + c) for s, c in zip(start, chunk, strict=True))]
+        if piece.shape != chunk:  # an edge chunk is stored whole, zero-padded
+            block = np.zeros(chunk, dtype=arr.dtype)
+            block[tuple(slice(0, n) for n in piece.shape)] = piece
+            piece = block
+        return zlib.compress(np.ascontiguousarray(piece).tobytes(), GZIP_LEVEL)
+
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        for start, blob in zip(starts, pool.map(deflate, starts), strict=True):
+            dset.id.write_direct_chunk(start, blob)
+
+
 def _h5_write(group: h5py.Group, data: dict[str, Any]) -> None:
     """nlb_tools' ``_save_h5_r`` with ``dlen=32``: float32/int32, ragged int lists as vlen."""
     for key, val in data.items():
@@ -244,7 +284,7 @@ def _h5_write(group: h5py.Group, data: dict[str, Any]) -> None:
             dtype = np.dtype("float32")
         elif np.issubdtype(dtype, np.integer):
             dtype = np.dtype("int32")
-        group.create_dataset(key, data=val, dtype=dtype, compression="gzip")
+        write_gzip(group, key, val.astype(dtype, copy=False))
 
 
 def write_h5_atomic(path: Path, data: dict[str, Any]) -> None:

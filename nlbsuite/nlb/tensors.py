@@ -121,9 +121,10 @@ def resample_signal(
         padded[half : half + len(x)] = x
         windows = np.lib.stride_tricks.sliding_window_view(padded, _FIR_TAPS, axis=0)
         out = np.full((n_out, x.shape[1]), np.nan, dtype=work_dtype)
-        for a in range(0, len(bins), 8192):
-            k = bins[a : a + 8192]
-            out[k] = windows[k * factor] @ taps[::-1]
+        reversed_taps = taps[::-1].copy()
+        for run in np.split(bins, np.flatnonzero(np.diff(bins) != 1) + 1):  # runs of bins
+            if len(run):  # a strided view of the run's windows: nothing gathered or copied
+                out[run] = windows[run[0] * factor : run[-1] * factor + 1 : factor] @ reversed_taps
     out[nan_mask] = np.nan
     return out.astype(dtype, copy=False)
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
+from nwb_counts import counts_from_nwb
 
 from nlbsuite.nlb import load_nlb
 from nlbsuite.nlb.nwb import Recording, SpikeGroup, read_recording
@@ -48,36 +48,12 @@ def test_val_phase_shapes_and_invariants(sessions: dict[str, list[Path]], bin_ms
     # held-in + held-out spikes, input and forward windows = each unit's spikes in those windows
     train_file = sessions["mc_maze"][0]
     np.testing.assert_array_equal(
-        data.train_spikes_full(), _counts_from_nwb(train_file, "train", (-250, 650), bin_ms)
+        data.train_spikes_full(), counts_from_nwb(train_file, "train", (-250, 650), bin_ms)
     )
-    val = _counts_from_nwb(train_file, "val", (-250, 450), bin_ms)
+    val = counts_from_nwb(train_file, "val", (-250, 450), bin_ms)
     assert val[..., : data.n_heldin].sum() > 0 and val[..., data.n_heldin :].sum() > 0
     np.testing.assert_array_equal(data.eval_spikes_heldin, val[..., : data.n_heldin])
     np.testing.assert_array_equal(t.eval_spikes_heldout, val[..., data.n_heldin :])
-
-
-def _counts_from_nwb(path: Path, split: str, window_ms: tuple[int, int], bin_ms: int) -> np.ndarray:
-    """(trial, time, neuron) counts of the ``split`` trials straight from the NWB file (h5py):
-    bins of the session clock whose start lies in [move onset + window_ms[0], + window_ms[1]);
-    a spike at t s counts in 1 ms sample floor(t * 1000); held-in units, then held-out."""
-    with h5py.File(path, "r") as f:
-        trials = f["intervals/trials"]
-        chosen = trials["split"][()].astype(str) == split
-        onset_us = np.round(trials["move_onset_time"][()][chosen] * 1e6).astype(np.int64)
-        spikes = np.split(f["units/spike_times"][()], f["units/spike_times_index"][:-1])
-        heldout = f["units/heldout"][()].astype(bool)
-    units = [spikes[u] for u in (*np.flatnonzero(~heldout), *np.flatnonzero(heldout))]
-    bin_us = bin_ms * 1000
-    n_bins = (window_ms[1] - window_ms[0]) // bin_ms
-    out = np.zeros((len(onset_us), n_bins, len(units)))
-    for i, onset in enumerate(onset_us):
-        lo, hi = onset + window_ms[0] * 1000, onset + window_ms[1] * 1000
-        starts = np.arange(-(-lo // bin_us) * bin_us, hi, bin_us)[:, None] // 1000  # ms
-        assert len(starts) == n_bins
-        for j, times in enumerate(units):
-            ms = np.floor(np.round(times * 1000, 6))
-            out[i, :, j] = ((ms >= starts) & (ms < starts + bin_ms)).sum(axis=1)
-    return out
 
 
 def test_ground_truth_matches_spike_counts(sessions: dict[str, list[Path]]) -> None:

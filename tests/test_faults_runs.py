@@ -96,6 +96,8 @@ def _kill_at(results: Path, marker: int, delay: float, pause: float) -> list[str
 
 
 def _assert_nothing_partial(results: Path) -> None:
+    if not results.exists():  # killed before the first write
+        return
     records = load_records(results)  # every .json parses: UserError otherwise
     for rec in records:
         assert (results / rec.artifact).exists()  # a record never points to nothing
@@ -128,23 +130,34 @@ def test_sigkill_during_fit_and_writes_leaves_nothing_partial_and_rerun_equals(t
     for t in threads:
         t.join()
     assert len(said) == len(plan) == 10  # ten kills, each inside the planned step
-    where = [said[i][-1].split()[-1] if said[i][-1] != "fit" else "fit" for i in range(10)]
-    assert where.count("fit") == 4 and len(set(where)) >= 3, where
-    print(f"\n{len(said)} SIGKILLs, at: {', '.join(where)}")
+    kinds = {".pkl": "model", ".json": "record", ".md": "README", ".csv": "CSV"}
+    where = [
+        "fit" if said[i][-1] == "fit" else kinds[Path(said[i][-1].rsplit(".", 2)[0]).suffix]
+        for i in range(len(plan))
+    ]
+    assert where.count("fit") == 4 and len(set(where)) >= 4, where
+    reused = 0
     for i in range(len(plan)):
         results = tmp_path / f"k{i}" / "results"
         _assert_nothing_partial(results)
         notes = []
         rec = run("mean_rate", "lorenz_tiny", results_dir=results, log=notes.append)
         assert rec.metrics == reference
+        reused += bool(notes)  # killed after its record was whole: reused, not refitted
+        assert notes in (
+            [],
+            [f"reused {results / rec.run_id}.json; --overwrite (overwrite=True) to refit"],
+        )
         write_leaderboard(results)
         _assert_nothing_partial(results)
         assert len(load_records(results)) == 1
+    print(f"\n{len(plan)} SIGKILLs during: {', '.join(where)}; {reused} reruns reused the record")
 
 
-# Two writers into one results folder. Writer A lists the records for the leaderboard and
-# then waits (up to 2 s) for writer B to finish; B starts only once A has listed. Without
-# the results lock A would then write a table that misses B's record.
+# Two writers into one results folder, each recording three runs and rewriting the leaderboard
+# after each. At the end the race is forced: writer A lists the records for its last table,
+# then waits until writer B has saved its last record and (for at most 3 s) written its
+# table. Without the results lock A would then write a table that misses B's last record.
 WRITER = """
 import pathlib, sys, time
 sys.modules["torch"] = None
@@ -155,25 +168,28 @@ results, me, seeds = pathlib.Path(sys.argv[1]), sys.argv[2], [int(s) for s in sy
 flags = results.parent
 real_aggregate = lb.aggregate
 
+def wait_for(name, seconds):
+    deadline = time.monotonic() + seconds
+    while not (flags / name).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
 def aggregate_then_wait(records):
     (flags / "A-listed").touch()
-    deadline = time.monotonic() + 2.0
-    while not (flags / "B-done").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    lb.aggregate = real_aggregate
+    wait_for("B-saved", 120)
+    wait_for("B-done", 3)
     return real_aggregate(records)
 
-if me == "A":
-    lb.aggregate = aggregate_then_wait
-else:
-    while not (flags / "A-listed").exists():
-        time.sleep(0.05)
 for seed in seeds:
+    last = seed == seeds[-1]
+    if me == "B" and last:
+        wait_for("A-listed", 120)
     run("mean_rate", "lorenz_tiny", seed=seed, results_dir=results, log=None)
+    if me == "A" and last:
+        lb.aggregate = aggregate_then_wait
+    if me == "B" and last:
+        (flags / "B-saved").touch()
     lb.write_leaderboard(results)
-    if me == "B" and seed == seeds[0]:
-        (flags / "B-done").touch()
-print("done", flush=True)
+(flags / f"{me}-done").touch()
 """
 
 

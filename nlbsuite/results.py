@@ -157,7 +157,9 @@ def _checked(value: Any, annotation: str, key: str, source: str) -> Any:
     if value is None and "None" in annotation:
         return None
     if isinstance(value, bool) or not isinstance(value, _JSON_TYPES[kind]):
-        expected = "a number" if kind == "float" else {"dict": "an object"}.get(kind, f"a {kind}")
+        expected = {"str": "a string", "int": "an integer", "float": "a number"}.get(
+            kind, "an object"
+        )
         raise UserError(
             f"{source}: result record key '{key}' must be {expected}, got {json.dumps(value)[:40]}"
         )

@@ -118,8 +118,8 @@ def test_schema_1_record_is_migrated_on_load(tmp_path):
     [
         ({"schema": 3}, "schema 3 is newer than this nlbsuite"),
         ({"schema": "1"}, "key 'schema' must be 1 or 2"),
-        ({"seed": "zero"}, "key 'seed' must be a int"),
-        ({"seed": True}, "key 'seed' must be a int"),
+        ({"seed": "zero"}, "key 'seed' must be an integer"),
+        ({"seed": True}, "key 'seed' must be an integer"),
         ({"metrics": [0.1]}, "key 'metrics' must be an object"),
         ({"metrics": {"co-bps": "high"}}, "key 'metrics.co-bps' must be a number"),
         ({"config": 3}, "key 'config' must be an object"),

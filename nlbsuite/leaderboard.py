@@ -1,9 +1,9 @@
 """The leaderboard, generated from result records (never edited by hand).
 
 One table per dataset key and phase: a row per run key (:class:`~nlbsuite.results.RunKey`:
-model, preset, config hash on that dataset phase), each metric as mean ± std over seeds, the best mean per metric in bold (direction from
-:data:`nlbsuite.evaluation.METRICS`). Written as ``README.md`` (markdown via tabulate) and
-``leaderboard.csv`` next to the results folder.
+model, preset, config hash on that dataset phase), each metric as mean ± std over seeds, the
+best mean per metric in bold (direction from :data:`nlbsuite.evaluation.METRICS`). Written
+as ``README.md`` (markdown via tabulate) and ``leaderboard.csv`` next to the results folder.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,14 +57,16 @@ def _by_hand(dest: Path, size: int, sha256: str, url: str) -> str:
     return f"download {url} ({size} bytes, sha256 {sha256}) elsewhere and copy it to {dest}"
 
 
-def verify(path: Path, size: int = SIZE, sha256: str = SHA256) -> Path:
-    """``path`` if it has ``size`` bytes and sha256 ``sha256``, else :class:`UserError`.
+def verify(path: Path, size: int | None = None, sha256: str | None = None) -> Path:
+    """``path`` if it has ``size`` bytes and sha256 ``sha256`` (default: the released
+    file's), else :class:`UserError`.
 
     The checksum is remembered against (size, mtime, inode), so a verified file is hashed
     once (:func:`nlbsuite.nlb.cache.file_digest`).
     """
     from nlbsuite.nlb.cache import file_digest
 
+    size, sha256 = size or SIZE, sha256 or SHA256
     got = path.stat().st_size
     if got != size:
         raise UserError(
@@ -81,9 +83,10 @@ def verify(path: Path, size: int = SIZE, sha256: str = SHA256) -> Path:
 
 
 def targets_path(
-    data_dir: str | Path | None = None, *, size: int = SIZE, sha256: str = SHA256
+    data_dir: str | Path | None = None, *, size: int | None = None, sha256: str | None = None
 ) -> Path:
     """The fetched, verified released targets; :class:`UserError` saying how to get them."""
+    size, sha256 = size or SIZE, sha256 or SHA256
     path = default_dir(data_dir) / FILE_NAME
     if not path.is_file():
         raise UserError(
@@ -350,6 +353,18 @@ class TestTargets:
             check_group(key, self._file[key], str(self.path))
             self._checked.add(key)
         return self._file[key]
+
+    def groups(self, keys: Iterable[str]) -> dict[str, Any]:
+        """``{key: checked group}`` for the ``keys`` the file has (others left out);
+        :class:`UserError` when it has none of them."""
+        keys = list(keys)
+        found = {k: self.group(k) for k in keys if k in self._file}
+        if not found:
+            raise UserError(
+                f"{self.path}: none of {', '.join(keys) or 'no groups'} is a group of the "
+                f"released test targets (groups: {', '.join(self.keys())})"
+            )
+        return found
 
     def close(self) -> None:
         self._file.close()

@@ -253,3 +253,83 @@ def test_test_targets_reads_groups_lazily(tmp_path: Path) -> None:
             t.group("mc_maze_medium")
         with pytest.raises(UserError, match="no group 'mc_rtt'"):
             t.group("mc_rtt")
+
+
+# ----------------------------------------------------------------------------------------
+# nlbsuite score SUBMISSION (no --target): the released test targets
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def released_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A stand-in released file (scaling split at 20 ms, plus mc_rtt_20) and a submission."""
+    from nlbsuite.submission import write_submission, write_target
+    from nlbsuite.synthetic_targets import make_case
+
+    folder = tmp_path_factory.mktemp("released")
+    targets, subs = {}, {}
+    sizes = {"mc_maze_small_20": (100, 100), "mc_maze_medium_20": (250, 100), "mc_rtt_20": (20, 20)}
+    for i, (key, (n_train, n_eval)) in enumerate(sizes.items()):
+        targets[key], subs[key] = make_case(key, n_train, n_eval, seed=i, phase="test")
+    del subs["mc_maze_medium_20"]  # a submission need not cover every group
+    subs["lorenz"] = make_case("mc_maze_small_20", 10, 10)[1]  # nor only released ones
+    return write_target(folder / FILE_NAME, targets), write_submission(folder / "sub.h5", subs)
+
+
+@pytest.fixture
+def released(
+    released_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[Path, Path]:
+    """The stand-in in the data dir, accepted as if it had the released checksum."""
+    import shutil
+
+    path = tmp_path / "data" / "nlb_test_targets" / FILE_NAME
+    path.parent.mkdir(parents=True)
+    shutil.copy(released_files[0], path)
+    monkeypatch.setattr(testtargets, "SIZE", path.stat().st_size)
+    monkeypatch.setattr(testtargets, "SHA256", hashlib.sha256(path.read_bytes()).hexdigest())
+    return path, released_files[1]
+
+
+def _score_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict, str]:
+    import json
+
+    code = main(["score", *argv, "--json"])
+    out = capsys.readouterr()
+    return code, (json.loads(out.out) if code == 0 else {}), out.err
+
+
+def test_score_without_target_uses_the_released_file(
+    released: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, sub = released
+    code, got, err = _score_json([str(sub)], capsys)
+    assert code == 0
+    assert list(got) == ["mc_rtt_20", "mc_maze_small_20"]
+    assert "'lorenz' is not in the target file" in err
+    _, explicit, _ = _score_json([str(sub), "--target", str(path)], capsys)
+    assert got == explicit
+    assert set(got["mc_maze_small_20"]) == {"co-bps", "vel R2", "psth R2", "fp-bps"}
+    assert all(np.isfinite(v) for v in got["mc_maze_small_20"].values())
+
+
+def test_score_refuses_a_released_file_with_another_checksum(
+    released: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, sub = released
+    with h5py.File(path, "a") as f:  # same size is not enough: the checksum differs
+        f["mc_maze_small_20/eval_spikes_heldout"][0, 0, 0] += 1
+    code, _, err = _score_json([str(sub)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "refusing to use it" in err
+
+
+def test_score_without_target_and_without_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nlbsuite.submission import write_submission
+    from nlbsuite.synthetic_targets import make_case
+
+    sub = write_submission(tmp_path / "s.h5", {"mc_maze_small": make_case("mc_maze_small")[1]})
+    code, _, err = _score_json([str(sub)], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "nlbsuite fetch test-targets" in err and "--target" in err

@@ -288,8 +288,9 @@ def _fmt(shape: tuple[int | None, ...]) -> str:
     return "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
 
 
-def check_group(key: str, group: Any, where: str = "test targets") -> None:
-    """:class:`UserError` naming every missing, unexpected or misshapen array of ``group``.
+def check_group(key: str, group: Any, where: str = "test targets") -> list[str]:
+    """:class:`UserError` naming every missing or misshapen array of ``group``; returns
+    the names of unexpected items (the scorer ignores them) as one-line notes.
 
     Trial counts not fixed in :data:`EXPECTED` are taken from ``eval_spikes_heldout`` and
     ``train_behavior``, so every array must agree with those two.
@@ -297,7 +298,7 @@ def check_group(key: str, group: Any, where: str = "test targets") -> None:
     first = {k: group[k].shape[0] for k in ("eval_spikes_heldout", "train_behavior") if k in group}
     shapes = expected_shapes(key, first.get("eval_spikes_heldout"), first.get("train_behavior"))
     problems = [f"missing '{k}'" for k in REQUIRED if k not in group]
-    problems += [f"unexpected '{k}'" for k in group if k not in REQUIRED + OPTIONAL]
+    extra = [k for k in group if k not in REQUIRED + OPTIONAL]
     for name, exp in shapes.items():
         got = tuple(group[name].shape) if name in group else None
         if got is not None and not _fits(got, exp):
@@ -306,6 +307,7 @@ def check_group(key: str, group: Any, where: str = "test targets") -> None:
         problems.append("'psth' without 'eval_cond_idx'")
     if problems:
         raise UserError(f"{where} group '{key}': {'; '.join(problems)}")
+    return [f"{where} group '{key}': unexpected '{k}' (not scored)" for k in extra]
 
 
 class TestTargets:
@@ -326,6 +328,7 @@ class TestTargets:
         except OSError:
             raise UserError(f"{self.path}: not an HDF5 file") from None
         self._checked: set[str] = set()
+        self.notes: list[str] = []  # unexpected items of the groups read so far
 
     def keys(self) -> list[str]:
         """Dataset keys in nlb_tools' order (unknown keys are refused by name)."""
@@ -350,7 +353,7 @@ class TestTargets:
         if key not in self._file:
             raise UserError(f"{self.path}: no group '{key}' (groups: {', '.join(self.keys())})")
         if key not in self._checked:
-            check_group(key, self._file[key], str(self.path))
+            self.notes += check_group(key, self._file[key], str(self.path))
             self._checked.add(key)
         return self._file[key]
 

@@ -230,8 +230,12 @@ def test_check_group_accepts_the_layout_and_names_every_problem() -> None:
         check_group("mc_maze_medium", bad, "t.h5")
     msg = str(err.value)
     assert msg.startswith("t.h5 group 'mc_maze_medium': ") and "\n" not in msg
-    assert "missing 'eval_behavior'" in msg and "unexpected 'eval_rates_heldout'" in msg
+    assert "missing 'eval_behavior'" in msg and "eval_rates_heldout" not in msg
     assert "'eval_spikes_heldout' has shape (99, 140, 38), expected (100, 140, 38)" in msg
+    extra = _group("mc_maze_small") | {"eval_rates_heldout": np.zeros(3)}
+    assert check_group("mc_maze_small", extra, "t.h5") == [
+        "t.h5 group 'mc_maze_small': unexpected 'eval_rates_heldout' (not scored)"
+    ]
     area = _group("area2_bump", 20, 30)  # trial counts must agree across arrays
     area["eval_decode_mask"] = np.zeros((21, 2), bool)
     with pytest.raises(UserError, match=r"'eval_decode_mask' has shape \(21, 2\), expected \(20"):

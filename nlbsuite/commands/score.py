@@ -51,6 +51,7 @@ def _num(x: float) -> float | None:
 def run(args: argparse.Namespace) -> int:
     require(args.bootstrap >= 0, f"--bootstrap {args.bootstrap}: expected a count >= 0")
     skipped: list[str] = []
+    notes: list[str] = []
     with contextlib.ExitStack() as stack:
         target = args.target
         if target is None:  # the released test targets: only the submission's groups
@@ -58,12 +59,16 @@ def run(args: argparse.Namespace) -> int:
 
             with open_h5_tree(args.submission, "submission") as tree:
                 keys = list(tree)
-            target = stack.enter_context(TestTargets()).groups(keys)
+            released = stack.enter_context(TestTargets())
+            target = released.groups(keys)
+            notes = released.notes
         scores = score_by_key(
             target, args.submission, n_boot=args.bootstrap, seed=args.seed, skipped=skipped
         )
     for key in skipped:
         print(f"note: '{key}' is not in the target file; not scored", file=sys.stderr)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
         out: dict[str, dict[str, object]] = {}
         for key, s in scores.items():

@@ -12,7 +12,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from nlbsuite.errors import require
-from nlbsuite.evaluation import open_h5_tree, score_by_key
+from nlbsuite.evaluation import score_by_key
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         target = args.target
         if target is None:  # the released test targets: only the submission's groups
+            from nlbsuite.evaluation import open_h5_tree
             from nlbsuite.testtargets import TestTargets
 
             with open_h5_tree(args.submission, "submission") as tree:

@@ -156,13 +156,17 @@ def test_save_to_h5_merges_like_nlb_tools(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def stand_in(sessions: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """eval_data_test.h5's layout written by nlb_tools (make_eval_target_tensors +
-    save_to_h5): all four layouts and the MC_Maze scaling keys, at 5 and 20 ms."""
+    """eval_data_test.h5's layout written by nlb_tools' save_to_h5: make_eval_target_tensors
+    of the MC_Maze (with the scaling keys), MC_RTT and Area2_Bump sessions, at 5 and 20 ms.
+    DMFC_RSG's groups are nlbsuite's synthetic test-phase targets (80 eval trials): tp corr
+    needs >= 2 eval trials in each of its conditions, more than a tiny session has."""
+    from nlbsuite.synthetic_targets import make_case
+
     path = tmp_path_factory.mktemp("stand_in") / "eval_data_test.h5"
     logging.disable(logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for layout in LAYOUTS:
+        for layout in ("mc_maze", "mc_rtt", "area2_bump"):
             names = (layout, *SCALING) if layout == "mc_maze" else (layout,)
             for bin_ms in (5, 20):
                 ds = NlbDataset(str(sessions[layout]))
@@ -172,6 +176,13 @@ def stand_in(sessions: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
                         ds, name, "train", "val", save_file=False, include_psth=True
                     )
                     nlb_mt.save_to_h5(target, str(path))
+        for key in ("dmfc_rsg", "dmfc_rsg_20"):
+            target = make_case(key, n_train=30, n_eval=80, seed=4, phase="test")[0]
+            for name, value in target.items():
+                if isinstance(value, list):  # ragged index lists: object arrays for nlb_tools
+                    target[name] = np.empty(len(value), dtype=object)
+                    target[name][:] = value
+            nlb_mt.save_to_h5({key: target}, str(path))
     logging.disable(logging.NOTSET)
     return path
 
@@ -226,7 +237,8 @@ def test_evaluate_equals_nlb_tools_on_the_stand_in(
                 diff = abs(res[split][name] - value)
                 key = _cli_key(split, name)
                 diff_cli = abs(cli[key[0]][key[1]] - value)
-                worst[name.split("] ")[-1]] = max(worst.get(name, 0.0), diff, diff_cli)
+                metric = name.split("] ")[-1]
+                worst[metric] = max(worst.get(metric, 0.0), float(diff), float(diff_cli))
                 assert diff <= TOL and diff_cli <= TOL, (split, name, value, res[split][name])
     print("max |diff| per metric:", worst)
 

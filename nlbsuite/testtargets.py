@@ -6,7 +6,7 @@ to score a test-phase submission comparably with the published leaderboard.
 
 - :func:`fetch_test_targets` downloads it (standard library only): resumable through an
   HTTP ``Range`` request on the ``.part`` file, size- and sha256-checked, renamed into place
-  through :func:`nlbsuite.fileio.atomic_path`. Offline it fails in under 2 s with one line
+  through :func:`nlbsuite.fileio.atomic_move`. Offline it fails in under 2 s with one line
   that says where to put a copy by hand.
 - :func:`targets_path` is the verified file (the sha256 is remembered against the
   file's (size, mtime, inode), so it is computed once); a file of the wrong size or checksum
@@ -133,7 +133,7 @@ def fetch_test_targets(
     file is checked (size, sha256) before it is renamed into place; a mismatch discards it.
     ``progress``: a progress bar on stderr.
     """
-    from nlbsuite.fileio import atomic_path
+    from nlbsuite.fileio import atomic_move
 
     folder = default_dir(data_dir)
     dest = folder / FILE_NAME
@@ -162,16 +162,17 @@ def fetch_test_targets(
             if not _resumes_at(response, start):
                 start = 0
             _copy(response, part, start, size, url, progress)
-    with atomic_path(dest) as tmp:
-        os.replace(part, tmp)
-        with open(tmp, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
-        if tmp.stat().st_size != size or digest != sha256:
-            raise UserError(
-                f"{url}: the downloaded {FILE_NAME} does not match (expected {size} bytes, "
-                f"sha256 {sha256}; got {tmp.stat().st_size} bytes, sha256 {digest}); "
-                "discarded it, run 'nlbsuite fetch test-targets' again"
-            )
+    with open(part, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    got = part.stat().st_size
+    if got != size or digest != sha256:
+        part.unlink()
+        raise UserError(
+            f"{url}: the downloaded {FILE_NAME} does not match (expected {size} bytes, "
+            f"sha256 {sha256}; got {got} bytes, sha256 {digest}); discarded it, run "
+            "'nlbsuite fetch test-targets' again"
+        )
+    atomic_move(part, dest)
     return dest
 
 

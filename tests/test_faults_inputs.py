@@ -1,0 +1,173 @@
+"""Bad scorer inputs: every broken submission is one clear line and exit 2, never a score.
+
+Table-driven CLI cases for ``score`` and ``validate``, then property-based tests
+(hypothesis, derandomized) for the submission rules, the NWB reader and corrupted files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from nlbsuite.cli import main
+from nlbsuite.submission import write_submission, write_target
+from nlbsuite.synthetic_targets import make_case
+
+KEY = "mc_maze_small_20"
+
+
+@pytest.fixture(scope="module")
+def case() -> tuple[dict, dict]:
+    """(target group, submission group) of KEY: 6 train and 4 eval trials."""
+    return make_case(KEY, n_train=6, n_eval=4, seed=1)
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _h5(path: Path, groups: dict[str, dict[str, np.ndarray]]) -> Path:
+    """A submission written with h5py as given (any dtype, no float32 cast)."""
+    with h5py.File(path, "w") as f:
+        for key, arrays in groups.items():
+            g = f.create_group(key)
+            for name, value in arrays.items():
+                g.create_dataset(name, data=value)
+    return path
+
+
+def _with(sub: dict, name: str, change: Callable[[np.ndarray], np.ndarray]) -> dict:
+    return {**sub, name: change(np.array(sub[name]))}
+
+
+def _set(value: float) -> Callable[[np.ndarray], np.ndarray]:
+    def change(a: np.ndarray) -> np.ndarray:
+        a = a.astype(np.float32)
+        a[0, :3, 0] = value
+        return a
+
+    return change
+
+
+FWD = "eval_rates_heldin_forward"
+BAD_SUBMISSIONS: dict[str, tuple[Callable[[Path, dict], Path], list[str]]] = {
+    # case: (write the bad file, words the one error line must hold besides the file name)
+    "all inf": (
+        lambda p, s: _h5(p, {KEY: _with(s, FWD, lambda a: np.full_like(a, np.inf))}),
+        [f"{KEY}/{FWD}", f"{4 * 10 * 107} infinite values"],
+    ),
+    "some inf": (
+        lambda p, s: _h5(p, {KEY: _with(s, "eval_rates_heldout", _set(np.inf))}),
+        [f"{KEY}/eval_rates_heldout", "3 infinite values"],
+    ),
+    "nan": (
+        lambda p, s: _h5(p, {KEY: _with(s, "eval_rates_heldin", _set(np.nan))}),
+        [f"{KEY}/eval_rates_heldin", "3 NaN values"],
+    ),
+    "negative": (
+        lambda p, s: _h5(p, {KEY: _with(s, "train_rates_heldout", _set(-0.5))}),
+        [f"{KEY}/train_rates_heldout", "3 negative rates"],
+    ),
+    "all zero": (
+        lambda p, s: _h5(p, {KEY: _with(s, "eval_rates_heldout", np.zeros_like)}),
+        [f"{KEY}/eval_rates_heldout", "all rates are zero"],
+    ),
+    "wrong shape": (
+        lambda p, s: _h5(p, {KEY: _with(s, "eval_rates_heldout", lambda a: a[:, :, :30])}),
+        [f"{KEY}/eval_rates_heldout", "shape (4, 35, 30)", "(4, 35, 35)"],
+    ),
+    "wrong trial count": (
+        lambda p, s: _h5(p, {KEY: {k: v[:3] if k.startswith("eval") else v for k, v in s.items()}}),
+        [f"{KEY}/eval_rates_heldin", "shape (3, 35, 107)", "(4, 35, 107)"],
+    ),
+    "2-d array": (
+        lambda p, s: _h5(p, {KEY: _with(s, "eval_rates_heldin", lambda a: a[0])}),
+        [f"{KEY}/eval_rates_heldin", "shape (35, 107)"],
+    ),
+    "string dtype": (
+        lambda p, s: _h5(p, {KEY: _with(s, "eval_rates_heldin", lambda a: a.astype("S8"))}),
+        [f"{KEY}/eval_rates_heldin", "dtype |S8"],
+    ),
+    "bool dtype": (
+        lambda p, s: _h5(p, {KEY: _with(s, "eval_rates_heldout", lambda a: a > 0.1)}),
+        [f"{KEY}/eval_rates_heldout", "dtype bool"],
+    ),
+    "missing key": (
+        lambda p, s: _h5(p, {KEY: {k: v for k, v in s.items() if k != "train_rates_heldin"}}),
+        [f"{KEY}/train_rates_heldin", "missing key"],
+    ),
+    "lone forward array": (
+        lambda p, s: _h5(p, {KEY: {k: v for k, v in s.items() if k != FWD}}),
+        [f"{KEY}/{FWD}", "missing key"],
+    ),
+    "key is a group": (
+        lambda p, s: _h5(p, {KEY: {k: v for k, v in s.items() if k != "eval_rates_heldin"}})
+        and _group_inside(p),
+        [f"{KEY}/eval_rates_heldin", "is a group"],
+    ),
+    "unknown dataset group": (
+        lambda p, s: _h5(p, {"mc_mazes": s}),
+        ["unknown dataset key 'mc_mazes'"],
+    ),
+    "empty file": (lambda p, s: _raw(p, b""), ["file is empty"]),
+    "not HDF5": (lambda p, s: _raw(p, b"rates,1,2\n"), ["not an HDF5 file"]),
+    "no groups": (lambda p, s: _h5(p, {}), ["no dataset groups"]),
+    "top-level array": (
+        lambda p, s: _array_at_top(p),
+        [KEY, "not a group"],
+    ),
+}
+
+
+def _raw(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _group_inside(path: Path) -> Path:
+    with h5py.File(path, "a") as f:
+        f[KEY].create_group("eval_rates_heldin")
+    return path
+
+
+def _array_at_top(path: Path) -> Path:
+    with h5py.File(path, "w") as f:
+        f.create_dataset(KEY, data=np.ones((2, 3, 4), np.float32))
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(BAD_SUBMISSIONS))
+def test_score_and_validate_refuse_bad_submissions_in_one_line(
+    name: str, case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tgt, sub = case
+    write, words = BAD_SUBMISSIONS[name]
+    target = write_target(tmp_path / "target.h5", {KEY: tgt})
+    path = write(tmp_path / "bad.h5", sub)
+
+    code, out, err = _run(["score", str(path), "--target", str(target)], capsys)
+    assert code == 2, out
+    assert out == ""  # no score printed
+    assert err.count("\n") == 1 and err.startswith("nlbsuite: error: submission "), err
+    assert str(path) in err
+    for word in words:
+        assert word in err, (word, err)
+
+    code, out, err = _run(["validate", str(path), "--target", str(target)], capsys)
+    assert code == 2 and "INVALID" in out
+    first_error = next(line for line in out.splitlines() if line.startswith("error: "))
+    assert all(word in first_error for word in words), (words, first_error)
+
+
+def test_a_valid_submission_still_scores(case, tmp_path: Path, capsys) -> None:
+    tgt, sub = case
+    target = write_target(tmp_path / "target.h5", {KEY: tgt})
+    path = write_submission(tmp_path / "ok.h5", {KEY: sub})
+    code, out, err = _run(["score", str(path), "--target", str(target)], capsys)
+    assert code == 0 and err == "" and "fp-bps" in out

@@ -12,9 +12,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nlbsuite.cli import main
-from nlbsuite.submission import write_submission, write_target
+from nlbsuite.errors import UserError
+from nlbsuite.evaluation import score_by_key
+from nlbsuite.submission import validate_submission, write_submission, write_target
 from nlbsuite.synthetic_targets import make_case
 
 KEY = "mc_maze_small_20"
@@ -107,8 +111,10 @@ BAD_SUBMISSIONS: dict[str, tuple[Callable[[Path, dict], Path], list[str]]] = {
         [f"{KEY}/{FWD}", "missing key"],
     ),
     "key is a group": (
-        lambda p, s: _h5(p, {KEY: {k: v for k, v in s.items() if k != "eval_rates_heldin"}})
-        and _group_inside(p),
+        lambda p, s: (
+            _h5(p, {KEY: {k: v for k, v in s.items() if k != "eval_rates_heldin"}})
+            and _group_inside(p)
+        ),
         [f"{KEY}/eval_rates_heldin", "is a group"],
     ),
     "unknown dataset group": (
@@ -171,3 +177,143 @@ def test_a_valid_submission_still_scores(case, tmp_path: Path, capsys) -> None:
     path = write_submission(tmp_path / "ok.h5", {KEY: sub})
     code, out, err = _run(["score", str(path), "--target", str(target)], capsys)
     assert code == 0 and err == "" and "fp-bps" in out
+
+
+# ---------------------------------------------------------------------------------------
+# Property-based: random submissions (shapes, dtypes, values, keys, groups)
+# ---------------------------------------------------------------------------------------
+
+GENERATED: dict[str, int] = {}  # inputs generated per property, printed by the last test
+
+
+def fixed(n: int) -> settings:
+    """``n`` examples, the same on every run (CI is deterministic), no time limit each."""
+    return settings(
+        max_examples=n,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
+FLOATS = ["float16", "float32", "float64"]
+OTHER_DTYPES = ["int8", "int32", "uint8", "bool", "S4"]
+
+
+def _count(name: str) -> None:
+    GENERATED[name] = GENERATED.get(name, 0) + 1
+
+
+def _mutated(draw: st.DrawFn, base: dict[str, np.ndarray]) -> tuple[dict, bool]:
+    """A random variant of a valid submission group and whether it must be refused."""
+    arrays: dict[str, np.ndarray] = {}
+    invalid = False
+    changed = draw(st.lists(st.sampled_from(sorted(base)), max_size=3, unique=True))
+    for name, value in base.items():
+        action = "keep"
+        if name in changed:
+            action = draw(st.sampled_from(["drop", "dtype", "dtype", "shape", "values"]))
+        if action == "drop":
+            invalid |= not name.endswith("forward")  # every other array is required
+            continue
+        arr = np.array(value, dtype=np.float64)
+        if action == "dtype":
+            dtype = draw(st.sampled_from(FLOATS + OTHER_DTYPES))
+            if dtype in ("bool", "S4"):
+                invalid = True
+                arr = arr > 1 if dtype == "bool" else arr.astype("S4")
+            elif dtype in FLOATS:
+                arr = arr.astype(dtype)
+            else:  # integer counts >= 1: valid numbers
+                arr = np.ceil(arr).astype(dtype)
+        elif action == "shape":
+            shape = tuple(draw(st.lists(st.integers(0, 4), min_size=0, max_size=4)))
+            arr = np.full(shape, 0.5)
+            invalid |= shape != value.shape
+        elif action == "values":
+            kind = draw(st.sampled_from(["nan", "inf", "-inf", "negative", "zeros"]))
+            if kind == "zeros":
+                arr[:] = 0.0
+            else:
+                flat = arr.reshape(-1)
+                where = draw(st.lists(st.integers(0, flat.size - 1), min_size=1, max_size=5))
+                flat[where] = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf}.get(kind, -0.25)
+            arr = arr.astype(draw(st.sampled_from(FLOATS)))
+            invalid = True
+        arrays[name] = arr
+    forward = [n for n in base if n.endswith("forward")]
+    invalid |= sum(n in arrays for n in forward) == 1  # one forward array without the other
+    if draw(st.booleans()):
+        arrays["extra_key"] = np.ones(3)  # ignored with a warning
+    return arrays, invalid
+
+
+@st.composite
+def submissions(draw: st.DrawFn, base: dict) -> tuple[dict, bool]:
+    """(file layout {name: group dict or array}, must be refused)."""
+    group, invalid = _mutated(draw, base)
+    tree: dict = {KEY: group}
+    extra = draw(st.sampled_from(["none", "none", "unknown group", "top array", "other key"]))
+    if extra == "unknown group":
+        tree["mc_mazes"] = {"eval_rates_heldin": np.ones((2, 3, 4))}
+        invalid = True
+    elif extra == "top array":
+        tree["eval_rates_heldin"] = np.ones((2, 3, 4))
+        invalid = True
+    elif extra == "other key":  # a valid dataset the target lacks: not scored
+        tree["mc_maze_20"] = {"eval_rates_heldin": np.ones((2, 3, 4))}
+    return tree, invalid
+
+
+def _write_tree(path: Path, tree: dict) -> Path:
+    with h5py.File(path, "w") as f:
+        for key, item in tree.items():
+            if isinstance(item, dict):
+                g = f.create_group(key)
+                for name, value in item.items():
+                    g.create_dataset(name, data=value)
+            else:
+                f.create_dataset(key, data=item)
+    return path
+
+
+def _scorable_errors(problems: list) -> list:
+    """Errors that scoring sees: all but those of groups the target lacks (not scored)."""
+    return [p for p in problems if p.severity == "error" and not p.where.startswith("mc_maze_20")]
+
+
+@pytest.fixture(scope="module")
+def target_file(case, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tgt, _ = case
+    return write_target(tmp_path_factory.mktemp("target") / "target.h5", {KEY: tgt})
+
+
+@fixed(40)
+@given(data=st.data())
+def test_random_submissions_are_refused_in_one_line_or_score_as_float64(
+    data: st.DataObject, case, target_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    tree, invalid = data.draw(submissions(case[1]))
+    path = _write_tree(tmp_path_factory.mktemp("sub") / "sub.h5", tree)
+    errors = _scorable_errors(validate_submission(path, target_file))
+    assert bool(errors) == invalid, errors
+    _count("submissions refused" if invalid else "submissions scored")
+    if invalid:
+        with pytest.raises(UserError) as exc:
+            score_by_key(target_file, path)
+        message = str(exc.value)
+        assert "\n" not in message and message.startswith(f"submission {path}: ")
+        assert message.endswith(f"{errors[0].where}: {errors[0].message}")
+        return
+    got = score_by_key(target_file, path)[KEY].metrics
+    as64 = {name: np.asarray(v, np.float64) for name, v in tree[KEY].items()}
+    want = score_by_key({KEY: case[0]}, {KEY: as64})[KEY].metrics
+    assert set(got) == {"co-bps", "vel R2", "psth R2", "fp-bps"} & set(want)
+    assert got == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
+def test_zz_report_generated_inputs(capsys: pytest.CaptureFixture[str]) -> None:
+    """Prints how many inputs the properties above generated (run with -s to see it)."""
+    with capsys.disabled():
+        print(f"\ngenerated inputs: {GENERATED} (total {sum(GENERATED.values())})")

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from nlbsuite.cli import main
 from nlbsuite.errors import UserError
 from nlbsuite.evaluation import score_by_key
+from nlbsuite.nlb.nwb import read_recording, seconds_to_ns
+from nlbsuite.nlb.tensors import bin_spikes
 from nlbsuite.submission import validate_submission, write_submission, write_target
 from nlbsuite.synthetic_targets import make_case
 
@@ -311,6 +313,118 @@ def test_random_submissions_are_refused_in_one_line_or_score_as_float64(
     want = score_by_key({KEY: case[0]}, {KEY: as64})[KEY].metrics
     assert set(got) == {"co-bps", "vel R2", "psth R2", "fp-bps"} & set(want)
     assert got == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# Property-based: the NWB reader on random trial tables and spike trains
+# ---------------------------------------------------------------------------------------
+
+
+def _write_nwb(path: Path, units: list[tuple[np.ndarray, bool]], trials: list, obs: list | None):
+    """A minimal NLB-layout NWB file: units (spike times in s, heldout), trials (start,
+    stop, split), obs_intervals per unit ((k, 2) seconds) or none."""
+    with h5py.File(path, "w") as f:
+        u = f.create_group("units")
+        u["id"] = np.arange(len(units), dtype=np.int64)
+        times = [np.asarray(t, np.float64) for t, _ in units]
+        u["spike_times"] = np.concatenate(times) if times else np.zeros(0)
+        u["spike_times_index"] = np.cumsum([len(t) for t in times], dtype=np.int64)
+        u["heldout"] = np.array([h for _, h in units], dtype=bool)
+        if obs is not None:
+            u["obs_intervals"] = np.concatenate(obs).reshape(-1, 2) if obs else np.zeros((0, 2))
+            u["obs_intervals_index"] = np.cumsum([len(o) for o in obs], dtype=np.int64)
+        t = f.create_group("intervals/trials")
+        t["id"] = np.arange(len(trials), dtype=np.int64)
+        t["start_time"] = np.array([a for a, _, _ in trials], np.float64)
+        t["stop_time"] = np.array([b for _, b, _ in trials], np.float64)
+        t["split"] = np.array([s.encode() for _, _, s in trials], dtype="S5")
+        t.attrs["colnames"] = np.array([b"start_time", b"stop_time", b"split"])
+    return path
+
+
+SECONDS = st.floats(0, 1.5).map(lambda x: round(x, 4))
+SPLIT = st.sampled_from(["train", "val", "test", "none"])
+
+
+@st.composite
+def recordings(draw: st.DrawFn) -> tuple[list, list, list | None]:
+    """(units [(spike times s, heldout)], trials [(start, stop, split)], obs intervals):
+    unsorted and repeated spike times, spikes outside every trial, empty spike trains,
+    zero units, zero trials; now and then a negative spike time or an unknown split."""
+    trains = st.lists(SECONDS, max_size=12)
+    units = draw(st.lists(st.tuples(trains.map(np.array), st.booleans()), min_size=1, max_size=5))
+    spans = st.tuples(SECONDS, st.floats(0, 0.4), SPLIT)
+    trials = [(a, round(a + d, 4), s) for a, d, s in draw(st.lists(spans, max_size=5))]
+    fault = draw(st.integers(0, 9))  # 7, 8, 9: one fault each
+    if fault == 7:
+        units[0] = (np.append(units[0][0], -0.002), units[0][1])  # a negative spike time
+    elif fault == 8 and trials:
+        trials[-1] = (*trials[-1][:2], "bogus")
+    elif fault == 9:
+        units = []
+    obs = None
+    if units and draw(st.booleans()):  # one interval per unit, the session ends at 1.6 s
+        starts = draw(st.lists(st.floats(0, 0.5), min_size=len(units), max_size=len(units)))
+        ends = draw(st.lists(st.floats(0.6, 1.6), min_size=len(units), max_size=len(units)))
+        obs = [np.array([[round(a, 3), round(b, 3)]]) for a, b in zip(starts, ends, strict=True)]
+        obs[-1][0, 1] = 1.6
+    return units, trials, obs
+
+
+@fixed(60)
+@given(case=recordings())
+def test_nwb_reader_gives_a_clear_error_or_counts_equal_to_a_histogram(
+    case: tuple, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    units, trials, obs = case
+    path = _write_nwb(tmp_path_factory.mktemp("nwb") / "rec.nwb", units, trials, obs)
+    try:
+        rec = read_recording([path])
+    except UserError as exc:
+        _count(f"nwb refused: {str(exc).split(': ', 1)[1][:90]}")
+        assert str(path) in str(exc) and "\n" not in str(exc)
+        return
+    _count("nwb read")
+    assert len(rec.trials) == len(trials)
+    np.testing.assert_array_equal(
+        rec.trials["start_time"], seconds_to_ns(np.array([a for a, _, _ in trials]))
+    )
+    for heldout, group in ((False, rec.heldin), (True, rec.heldout)):
+        members = [i for i, (_, h) in enumerate(units) if h == heldout]
+        if not members:
+            assert group is None
+            continue
+        valid = np.ones(rec.n_ms, bool)
+        if obs is not None:  # the group's first unit's observation intervals
+            ((a, b),) = obs[members[0]]
+            grid = np.arange(rec.n_ms)
+            valid = (grid >= np.ceil(round(a * 1000, 6))) & (grid < np.floor(round(b * 1000, 6)))
+        np.testing.assert_array_equal(group.valid_ms, valid)
+        bin_ms = 5
+        n_bins = -(-rec.n_ms // bin_ms)
+        counts = bin_spikes(group, bin_ms, n_bins)
+        for col, u in enumerate(members):  # brute force: every spike, one at a time
+            ms = [int(np.round(t * 1000, 6)) for t in units[u][0]]
+            assert all(0 <= m < rec.n_ms for m in ms)
+            kept = [m for m in ms if valid[m]]
+            want = np.histogram(kept, bins=np.arange(n_bins + 1) * bin_ms)[0]
+            np.testing.assert_array_equal(counts[col], want)
+
+
+def test_nwb_unsorted_spike_train_sets_the_grid_by_its_latest_spike(tmp_path: Path) -> None:
+    """Without obs_intervals the grid ended at each unit's last listed spike, so an unsorted
+    train was refused as 'spike times outside the recorded interval'."""
+    units = [(np.array([0.9, 0.1, 0.5]), False), (np.array([0.2]), True)]
+    rec = read_recording([_write_nwb(tmp_path / "r.nwb", units, [(0.0, 0.3, "train")], None)])
+    assert rec.n_ms == 901
+    np.testing.assert_array_equal(rec.heldin.unit_spikes(0), [100, 500, 900])
+
+
+def test_nwb_without_units_says_so(tmp_path: Path) -> None:
+    """An empty units table was reported as a corrupt file (a zip() length error)."""
+    path = _write_nwb(tmp_path / "r.nwb", [], [(0.0, 0.3, "train")], [])
+    with pytest.raises(UserError, match=f"^{path}: no held-in units"):
+        read_recording([path])
 
 
 def test_zz_report_generated_inputs(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1164,10 +1164,27 @@ def _consistency_problems(key: str, shapes: dict[str, tuple[int, ...]]) -> list[
     return out
 
 
+_H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError)  # h5py's, on damaged content
+
+
+def _damaged(source: Any, where: str, exc: Exception) -> Problem:
+    """A damaged-file error for h5py ``source``; re-raises ``exc`` for in-memory input."""
+    if not isinstance(source, h5py.Group):  # h5py.File is a Group
+        raise exc
+    return Problem("error", where, f"damaged HDF5 content ({exc})")
+
+
 def tree_problems(tree: Any, target_tree: Any | None = None) -> tuple[list[str], list[Problem]]:
     """The dataset keys of a submission file (or dict) whose groups can be checked, and the
     problems of its layout: no groups, a top-level item that is not a group, an unknown
-    dataset key (errors); a key the target file lacks (warning)."""
+    dataset key, damaged file content (errors); a key the target file lacks (warning)."""
+    try:
+        return _tree_problems(tree, target_tree)
+    except _H5_ERRORS as exc:
+        return [], [_damaged(tree, "", exc)]
+
+
+def _tree_problems(tree: Any, target_tree: Any | None) -> tuple[list[str], list[Problem]]:
     keys, problems = [], []
     names = list(tree)
     if not names:
@@ -1321,8 +1338,16 @@ class Evaluator:
         the expected sizes (``target``'s, else the NLB sizes), NaN / infinite / negative /
         all-zero rates, arrays that disagree in trials, bins or neurons. Warnings (only with
         ``warnings``): dtype not float32, no forward arrays, silent neurons, unknown keys,
-        DMFC_RSG train rates (ignored).
+        DMFC_RSG train rates (ignored). A damaged h5 group is one error.
         """
+        try:
+            return self._problems(submission, target, warnings)
+        except _H5_ERRORS as exc:
+            return {}, [_damaged(submission, self.key, exc)]
+
+    def _problems(
+        self, submission: Any, target: Any | None, warnings: bool
+    ) -> tuple[dict[str, np.ndarray], list[Problem]]:
         try:
             shapes = self._shapes(target)
         except UserError as exc:
@@ -1511,7 +1536,8 @@ class Evaluator:
 
 @contextmanager
 def open_h5_tree(source: str | Path | Mapping[str, Any], role: str) -> Iterator[Any]:
-    """Yield a mapping of dataset key -> group for a file path or an in-memory dict."""
+    """Yield a mapping of dataset key -> group for a file path or an in-memory dict; h5py's
+    errors while it is read (damaged or truncated content) become one :class:`UserError`."""
     if isinstance(source, Mapping):
         yield source
         return
@@ -1525,8 +1551,11 @@ def open_h5_tree(source: str | Path | Mapping[str, Any], role: str) -> Iterator[
         f = h5py.File(path, "r")
     except OSError:
         raise UserError(f"{role} {path}: not an HDF5 file") from None
-    with f:
-        yield f
+    try:
+        with f:
+            yield f
+    except (OSError, KeyError, RuntimeError) as exc:  # h5py's errors for damaged content
+        raise UserError(f"{role} {path}: damaged HDF5 file ({exc})") from None
 
 
 def _dataset_keys(tree: Any, role: str) -> list[str]:

@@ -427,6 +427,81 @@ def test_nwb_without_units_says_so(tmp_path: Path) -> None:
         read_recording([path])
 
 
+# ---------------------------------------------------------------------------------------
+# Property-based: truncated and byte-flipped submission and NWB files
+# ---------------------------------------------------------------------------------------
+
+
+@st.composite
+def damage(draw: st.DrawFn, size: int) -> tuple[int | None, list[tuple[int, int]]]:
+    """(truncate at this byte or None, [(offset, xor mask)] byte flips)."""
+    cut = draw(st.none() | st.integers(0, size - 1))
+    flips = draw(st.lists(st.tuples(st.integers(0, size - 1), st.integers(1, 255)), max_size=8))
+    return cut, [] if cut is not None and draw(st.booleans()) else flips
+
+
+def _damaged(data: bytes, cut: int | None, flips: list[tuple[int, int]], path: Path) -> Path:
+    raw = bytearray(data if cut is None else data[:cut])
+    for at, mask in flips:
+        if at < len(raw):
+            raw[at] ^= mask
+    path.write_bytes(bytes(raw))
+    return path
+
+
+@pytest.fixture(scope="module")
+def good_submission(case, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_submission(tmp_path_factory.mktemp("good") / "s.h5", {KEY: case[1]})
+
+
+@fixed(25)
+@given(data=st.data())
+def test_damaged_submissions_score_or_fail_in_one_line_naming_the_file(
+    data: st.DataObject,
+    good_submission: Path,
+    target_file: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    raw = good_submission.read_bytes()
+    cut, flips = data.draw(damage(len(raw)))
+    path = _damaged(raw, cut, flips, tmp_path_factory.mktemp("bad") / "s.h5")
+    validate_submission(path, target_file)  # lists problems, never raises
+    try:
+        score_by_key(target_file, path)
+        _count("damaged submissions scored")  # flips in data bytes: still a valid file
+    except UserError as exc:
+        _count("damaged submissions refused")
+        assert "\n" not in str(exc) and str(exc).startswith(f"submission {path}")
+    code, _, err = _run(["score", str(path), "--target", str(target_file)], capsys)
+    assert code in (0, 2)
+    if code == 2:
+        assert err.count("\n") == 1 and str(path) in err, err
+
+
+@pytest.fixture(scope="module")
+def good_nwb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    units = [(np.array([0.01, 0.2, 0.35]), False), (np.array([0.1, 0.4]), True)]
+    trials = [(0.0, 0.2, "train"), (0.25, 0.45, "val")]
+    return _write_nwb(tmp_path_factory.mktemp("nwb") / "r.nwb", units, trials, None)
+
+
+@fixed(40)
+@given(data=st.data())
+def test_damaged_nwb_files_read_or_fail_in_one_line_naming_the_file(
+    data: st.DataObject, good_nwb: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    raw = good_nwb.read_bytes()
+    cut, flips = data.draw(damage(len(raw)))
+    path = _damaged(raw, cut, flips, tmp_path_factory.mktemp("bad") / "r.nwb")
+    try:
+        read_recording([path])
+        _count("damaged NWB files read")
+    except UserError as exc:
+        _count("damaged NWB files refused")
+        assert "\n" not in str(exc) and str(exc).startswith(str(path))
+
+
 def test_zz_report_generated_inputs(capsys: pytest.CaptureFixture[str]) -> None:
     """Prints how many inputs the properties above generated (run with -s to see it)."""
     with capsys.disabled():

@@ -263,7 +263,7 @@ def _read_file(path: Path) -> _File:
     try:
         with f:
             return _parse_file(path, f)
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError) as exc:
         raise UserError(f"{path}: corrupt or incomplete NWB file ({exc})") from None
 
 

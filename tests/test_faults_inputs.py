@@ -291,7 +291,7 @@ def target_file(case, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_target(tmp_path_factory.mktemp("target") / "target.h5", {KEY: tgt})
 
 
-@fixed(40)
+@fixed(30)
 @given(data=st.data())
 def test_random_submissions_are_refused_in_one_line_or_score_as_float64(
     data: st.DataObject, case, target_file: Path, tmp_path_factory: pytest.TempPathFactory

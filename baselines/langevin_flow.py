@@ -287,8 +287,8 @@ class LangevinFlow(ModelAdapter):
     config_class = LangevinFlowConfig
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(
-            hidden=16, ff_dim=32, epochs=15, batch_size=16, lr=1e-2, kl_warmup_epochs=5,
-            l2_warmup_epochs=5, n_samples=4, val_samples=1, device="cpu",
+            hidden=16, ff_dim=32, epochs=10, batch_size=16, lr=1e-2, kl_warmup_epochs=4,
+            l2_warmup_epochs=4, n_samples=4, val_samples=1, device="cpu",
         ),
         "cpu": dict(
             hidden=32, ff_dim=128, lr=5e-3, batch_size=32, min_batches_per_epoch=32, epochs=40,

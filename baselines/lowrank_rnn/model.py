@@ -328,7 +328,7 @@ class LowRankRNN(ModelAdapter):
             "n_particles": 4,
             "enc_channels": 8,
             "enc_kernels": (3, 3),
-            "updates": 24,
+            "updates": 12,
             "batch_size": 16,
             "lr": 1e-2,
             "n_evals": 3,

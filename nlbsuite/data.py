@@ -242,7 +242,7 @@ class PhaseData:
             train_spikes_heldin_forward=_read_only(self.train_spikes_heldin_forward),
             train_spikes_heldout_forward=_read_only(self.train_spikes_heldout_forward),
             train_behavior=_read_only(self.train_behavior),
-            forward_bins=self.n_forward,
+            forward_bins=None if self.train_spikes_heldin_forward is not None else self.n_forward,
         )
 
     def train_spikes_full(self) -> np.ndarray:

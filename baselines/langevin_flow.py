@@ -82,7 +82,14 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo, resolve_device, seed_everything
+from nlbsuite.adapter import (
+    ModelAdapter,
+    ModelConfig,
+    ModelInfo,
+    fixed_threads,
+    resolve_device,
+    seed_everything,
+)
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.errors import require
 
@@ -105,6 +112,8 @@ class LangevinFlowConfig(ModelConfig):
     ``min_batches_per_epoch``: an epoch makes as many passes over the training trials as it
     takes to reach this many optimizer steps, so small datasets (MC_Maze_Small) get enough
     updates per epoch for the epoch-based warm-ups, LR schedule and checkpointing.
+    ``num_threads``: torch CPU threads in fit and predict (0: torch's default); a fixed
+    count gives the same numbers on every machine.
     """
 
     hidden: int = 280
@@ -136,6 +145,7 @@ class LangevinFlowConfig(ModelConfig):
     use_eval_heldin: bool = False
     paper_dataset_settings: bool = False
     n_samples: int = 50
+    num_threads: int = 1
 
 
 class CoupledOscillatorPotential(nn.Module):
@@ -277,8 +287,8 @@ class LangevinFlow(ModelAdapter):
     config_class = LangevinFlowConfig
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(
-            hidden=16, ff_dim=32, epochs=15, batch_size=16, lr=1e-2, kl_warmup_epochs=5,
-            l2_warmup_epochs=5, n_samples=4, val_samples=1, device="cpu",
+            hidden=16, ff_dim=32, epochs=10, batch_size=16, lr=1e-2, kl_warmup_epochs=4,
+            l2_warmup_epochs=4, n_samples=4, val_samples=1, device="cpu",
         ),
         "cpu": dict(
             hidden=32, ff_dim=128, lr=5e-3, batch_size=32, min_batches_per_epoch=32, epochs=40,
@@ -327,6 +337,7 @@ class LangevinFlow(ModelAdapter):
             masks.append(mask)
         return np.concatenate(inputs), np.concatenate(targets), np.concatenate(masks)
 
+    @fixed_threads
     def fit(self, data: PhaseData) -> None:
         seed_everything(self.seed)
         cfg = self._cfg = self._resolved_config(data)
@@ -451,13 +462,14 @@ class LangevinFlow(ModelAdapter):
             total = total + torch.cat(parts)
         return total / n_samples
 
+    @fixed_threads
     def predict(self, data: PhaseData) -> Rates:
         require(hasattr(self, "_net"), "langevin_flow: call fit() before predict()")
         self._net.eval()
         device = next(self._net.parameters()).device
         out = []
         for spikes in (data.train_spikes_heldin, data.eval_spikes_heldin):
-            x = torch.as_tensor(spikes, dtype=torch.float32, device=device)
+            x = torch.tensor(spikes, dtype=torch.float32, device=device)  # inputs are read-only
             log_rates = self._mean_log_rates(x, self._cfg.n_samples, seed=self.seed + 2)
             out.append(log_rates.double().exp().cpu().numpy())
         return Rates.from_full(out[0], out[1], data.n_heldin, data.n_bins)

@@ -40,7 +40,14 @@ import torchsde
 from torch import nn
 from tqdm.auto import tqdm
 
-from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo, resolve_device, seed_everything
+from nlbsuite.adapter import (
+    ModelAdapter,
+    ModelConfig,
+    ModelInfo,
+    fixed_threads,
+    resolve_device,
+    seed_everything,
+)
 from nlbsuite.data import GroundTruth, PhaseData, Rates
 from nlbsuite.errors import require
 
@@ -57,7 +64,8 @@ class LatentSDEConfig(ModelConfig):
     smaller if needed for ``min_steps_per_epoch`` optimizer steps per epoch (small datasets). ``use_eval_heldin``: also fit the
     held-in spikes of eval trials (allowed by NLB). ``behavior_weight`` > 0 adds a Gaussian
     behaviour head on train behaviour. The KL weight ramps linearly from ``kl_start`` to
-    ``kl_weight`` over ``kl_warmup_epochs``."""
+    ``kl_weight`` over ``kl_warmup_epochs``. ``num_threads``: torch CPU threads in fit and
+    predict (0: torch's default); a fixed count gives the same numbers on every machine."""
 
     drift: str = "hybrid"
     n_oscillators: int = 8
@@ -89,6 +97,7 @@ class LatentSDEConfig(ModelConfig):
     behavior_weight: float = 0.0
     n_samples: int = 20
     predict_batch: int = 256
+    num_threads: int = 1
 
 
 def steps_per_bin(bin_ms: float, dt_ms: float) -> float:
@@ -385,9 +394,9 @@ class LatentSDE(ModelAdapter):
             "posterior_hidden": 16,
             "hybrid_hidden": 8,
             "neural_hidden": 16,
-            "epochs": 10,
+            "epochs": 8,
             "min_steps_per_epoch": 1,
-            "batch_size": 16,
+            "batch_size": 40,
             "lr": 1e-2,
             "kl_warmup_epochs": 4,
             "eval_every": 3,
@@ -421,7 +430,7 @@ class LatentSDE(ModelAdapter):
         return self.config
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(a, dtype=np.float32), device=self._device)
+        return torch.as_tensor(np.array(a, dtype=np.float32), device=self._device)  # a copy
 
     def _targets(self, data: PhaseData) -> tuple[np.ndarray, np.ndarray]:
         """Held-in inputs (trial, bin, in) and targets (trial, bin+fwd, neuron) with NaN where
@@ -449,6 +458,7 @@ class LatentSDE(ModelAdapter):
         return int(self._rng.integers(2**31 - 1))
 
     # -- fit -----------------------------------------------------------------------------
+    @fixed_threads
     def fit(self, data: PhaseData) -> None:
         cfg = self.cfg
         check_config(cfg)
@@ -589,10 +599,12 @@ class LatentSDE(ModelAdapter):
             out[name] = tuple(arrays)
         return out
 
+    @fixed_threads
     def predict(self, data: PhaseData) -> Rates:
         s = self._summaries(data, None)
         return Rates.from_full(s["train"][0], s["eval"][0], data.n_heldin, data.n_bins)
 
+    @fixed_threads
     def predict_intervals(self, data: PhaseData, level: float = 0.9) -> PredictiveIntervals:
         """Sample-mean rates and central ``level`` intervals over ``n_samples`` posterior paths.
         See :func:`predictive_interval` for how the interval ends are placed.

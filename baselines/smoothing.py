@@ -20,7 +20,7 @@ from scipy import signal
 from sklearn.linear_model import PoissonRegressor
 from tqdm import tqdm
 
-from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo
+from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo, fixed_threads
 from nlbsuite.data import PhaseData, Rates
 
 #: NLB's per-dataset (kernel sd in ms, GLM alpha), from run_smoothing.py.
@@ -102,6 +102,7 @@ class Smoothing(ModelAdapter):
         smooth = smooth_spikes(spikes, self._sd, bin_width_ms)
         return smooth, np.log(smooth.reshape(-1, spikes.shape[2]) + LOG_OFFSET)
 
+    @fixed_threads  # one thread: tiny GLMs gain nothing, and the sums stay machine-independent
     def fit(self, data: PhaseData) -> None:
         cfg = self.config
         assert isinstance(cfg, SmoothingConfig)
@@ -118,6 +119,7 @@ class Smoothing(ModelAdapter):
             self._forward = fwd.mean(axis=0)  # (time, neuron)
             self._n_params += self._forward.size
 
+    @fixed_threads
     def predict(self, data: PhaseData) -> Rates:
         out = {}
         for part, spikes in (

@@ -144,6 +144,19 @@ class Rates:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
+def _read_only(a: np.ndarray | None) -> np.ndarray | None:
+    """A read-only view of ``a``; of a copy when ``a`` is a view into a larger buffer, whose
+    other entries (e.g. held-out neurons) its ``base`` would expose."""
+    if a is None:
+        return None
+    a = np.asarray(a)
+    if a.base is not None and getattr(a.base, "nbytes", None) != a.nbytes:
+        a = a.copy()
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 @dataclass
 class PhaseData:
     """One dataset at one bin width and phase: everything a run needs.
@@ -153,6 +166,8 @@ class PhaseData:
     ``eval_spikes_heldout`` is set in the val phase of tensor files that carry it (it is
     the model-input-aligned version; scoring uses ``target.eval_spikes_heldout``).
     ``target`` is hidden from models; ``truth`` exists for synthetic data only.
+    ``forward_bins`` keeps the forward window's length in a :meth:`model_input` whose data
+    carries no forward spikes.
     """
 
     dataset: str
@@ -169,6 +184,7 @@ class PhaseData:
     truth: GroundTruth | None = None
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    forward_bins: int | None = None
 
     @property
     def key(self) -> str:
@@ -196,7 +212,7 @@ class PhaseData:
             return fwd.shape[1]
         if self.target is not None and self.target.eval_spikes_heldin_forward is not None:
             return self.target.eval_spikes_heldin_forward.shape[1]
-        return 0
+        return self.forward_bins or 0
 
     def rate_shapes(self) -> dict[str, tuple[int, int, int]]:
         """Shape of each :class:`Rates` array a prediction for this data must have."""
@@ -213,8 +229,21 @@ class PhaseData:
         return shapes
 
     def model_input(self) -> PhaseData:
-        """A copy without the evaluation target and ground truth: all a model may see."""
-        return dataclasses.replace(self, target=None, truth=None, eval_spikes_heldout=None)
+        """All a model may see: the model-input arrays as read-only views, with the dataset
+        name, bin width, phase and sizes; no evaluation target, ground truth, eval held-out
+        spikes, source or metadata (file paths, generator seeds, condition labels)."""
+        return PhaseData(
+            dataset=self.dataset,
+            bin_width_ms=self.bin_width_ms,
+            phase=self.phase,
+            train_spikes_heldin=_read_only(self.train_spikes_heldin),
+            train_spikes_heldout=_read_only(self.train_spikes_heldout),
+            eval_spikes_heldin=_read_only(self.eval_spikes_heldin),
+            train_spikes_heldin_forward=_read_only(self.train_spikes_heldin_forward),
+            train_spikes_heldout_forward=_read_only(self.train_spikes_heldout_forward),
+            train_behavior=_read_only(self.train_behavior),
+            forward_bins=None if self.train_spikes_heldin_forward is not None else self.n_forward,
+        )
 
     def train_spikes_full(self) -> np.ndarray:
         """Train spikes (trial, time + forward, heldin + heldout), the usual model target."""

@@ -137,12 +137,6 @@ def test_true_rates_score_the_ceiling_and_mean_rate_scores_about_zero(tiny_loren
     assert scores["co-bps"] < truth["co-bps"] - 0.2
 
 
-def test_same_seed_same_numbers(tmp_path):
-    a = run("mean_rate", "lorenz", seed=1, save=False)
-    b = run("mean_rate", "lorenz", seed=1, save=False)
-    assert a.metrics == b.metrics
-
-
 def test_model_input_hides_targets(tiny_lorenz):
     seen = tiny_lorenz.model_input()
     assert seen.target is None and seen.truth is None and seen.eval_spikes_heldout is None

@@ -33,7 +33,7 @@ from torch import nn
 from tqdm import tqdm
 
 from baselines.lowrank_rnn.fixed_points import PiecewiseLinearRNN
-from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo, resolve_device
+from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo, fixed_threads, resolve_device
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.errors import require
 
@@ -328,7 +328,7 @@ class LowRankRNN(ModelAdapter):
             "n_particles": 4,
             "enc_channels": 8,
             "enc_kernels": (3, 3),
-            "updates": 24,
+            "updates": 12,
             "batch_size": 16,
             "lr": 1e-2,
             "n_evals": 3,
@@ -384,24 +384,12 @@ class LowRankRNN(ModelAdapter):
         )
         require(len(c.enc_kernels) >= 1, "enc_kernels needs at least one kernel size")
 
-    def _threads(self) -> int:
-        old = torch.get_num_threads()
-        if self.cfg.num_threads > 0:
-            torch.set_num_threads(self.cfg.num_threads)
-        return old
-
     # -- fit ------------------------------------------------------------------------------
 
+    @fixed_threads
     def fit(self, data: PhaseData) -> None:
         self._check_config()
         cfg = self.cfg
-        old_threads = self._threads()
-        try:
-            self._fit(data, cfg)
-        finally:
-            torch.set_num_threads(old_threads)
-
-    def _fit(self, data: PhaseData, cfg: LowRankRNNConfig) -> None:
         device = torch.device(resolve_device(cfg.device))
         torch.manual_seed(self.seed)
         gen = torch.Generator(device=device).manual_seed(self.seed)
@@ -538,19 +526,16 @@ class LowRankRNN(ModelAdapter):
         assert total is not None
         return total / n_repeats
 
+    @fixed_threads
     def predict(self, data: PhaseData) -> Rates:
         require(hasattr(self, "model"), "lowrank_rnn: call fit() before predict()")
-        old_threads = self._threads()
-        try:
-            f = self.factor
-            n_fwd = data.n_forward // f
-            reps = max(1, self.cfg.n_samples)
-            train_in = coarsen(data.train_spikes_heldin, f)
-            eval_in = coarsen(data.eval_spikes_heldin, f)
-            train = refine(self._infer(train_in, reps, self.seed + 1, n_fwd), f)
-            evals = refine(self._infer(eval_in, reps, self.seed + 2, n_fwd), f)
-        finally:
-            torch.set_num_threads(old_threads)
+        f = self.factor
+        n_fwd = data.n_forward // f
+        reps = max(1, self.cfg.n_samples)
+        train_in = coarsen(data.train_spikes_heldin, f)
+        eval_in = coarsen(data.eval_spikes_heldin, f)
+        train = refine(self._infer(train_in, reps, self.seed + 1, n_fwd), f)
+        evals = refine(self._infer(eval_in, reps, self.seed + 2, n_fwd), f)
         return Rates.from_full(train, evals, data.n_heldin, data.n_bins)
 
     def latents(self, heldin: np.ndarray, seed: int | None = None) -> np.ndarray:

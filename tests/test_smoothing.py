@@ -1,6 +1,7 @@
 import dataclasses
 
 import numpy as np
+import pytest
 import scipy.signal as signal
 from sklearn.linear_model import PoissonRegressor
 
@@ -14,7 +15,9 @@ from baselines.smoothing import (
     predict_poisson_glms,
     smooth_spikes,
 )
+from nlbsuite.data import rebin
 from nlbsuite.datasets import load_dataset
+from nlbsuite.errors import UserError
 from nlbsuite.evaluation import bits_per_spike, evaluate
 
 
@@ -130,3 +133,27 @@ def test_smoothing_at_20ms_beats_the_null_on_real_mc_maze_small(mc_maze_small_va
     scores = evaluate(data, model.predict(data.model_input()))
     assert model.extras["chosen_by"] == "cv"
     assert scores["co-bps"] > 0.08
+
+
+def test_rebin_sums_spikes_and_rates_and_averages_behaviour(tiny_lorenz):
+    data = dataclasses.replace(
+        tiny_lorenz,
+        train_behavior=np.arange(32 * 20 * 2, dtype=float).reshape(32, 20, 2),
+        source="lorenz",
+    )
+    wide = rebin(data, 5)
+    assert (wide.bin_width_ms, wide.n_bins, wide.n_forward) == (100, 4, 1)
+    np.testing.assert_array_equal(
+        wide.train_spikes_heldin[:, 1], data.train_spikes_heldin[:, 5:10].sum(axis=1)
+    )
+    np.testing.assert_array_equal(
+        wide.target.eval_spikes_heldin_forward[:, 0],
+        data.target.eval_spikes_heldin_forward.sum(axis=1),
+    )
+    np.testing.assert_allclose(
+        wide.truth.eval_rates_heldout[:, 3], data.truth.eval_rates_heldout[:, 15:].sum(axis=1)
+    )
+    np.testing.assert_allclose(wide.train_behavior[0, 0], [4.0, 5.0])  # mean of bins 0..4
+    assert "summed over groups of 5 bins: 20 -> 100 ms" in wide.source
+    with pytest.raises(UserError, match="not a multiple of the factor 3"):
+        rebin(data, 3)

@@ -128,7 +128,8 @@ def test_smoothing_at_20ms_beats_the_null_on_real_mc_maze_small(mc_maze_small_va
     """Regression: NLB's 5 ms values reused at 20 ms gave co-bps -0.105 on these trials."""
     data = load_dataset(None, path=mc_maze_small_val, bin_width_ms=20)
     assert data.n_bins == 35 and data.n_forward == 10
-    model = Smoothing()
+    grid = {"cv_kern_sds_ms": (40.0, 60.0), "cv_alphas": (0.01, 1.0)}  # a quarter of NLB's
+    model = Smoothing(Smoothing.make_config("cpu", grid))
     model.fit(data.model_input())
     scores = evaluate(data, model.predict(data.model_input()))
     assert model.extras["chosen_by"] == "cv"

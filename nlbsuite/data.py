@@ -418,3 +418,107 @@ def eval_target_from_h5(path: str | Path, key: str) -> EvalTarget:
         if k in kwargs:
             kwargs[k] = [np.asarray(ix) for ix in kwargs[k]]
     return EvalTarget(**kwargs)
+
+
+# ----------------------------------------------------------------------------------------
+# Rebinning
+# ----------------------------------------------------------------------------------------
+
+
+def _sum_bins(x: np.ndarray | None, factor: int, what: str) -> np.ndarray | None:
+    """(trial, time, neuron) counts summed over groups of ``factor`` bins along time; NaN
+    where the group's first bin is NaN (nlb_tools' ``resample`` rule for spikes)."""
+    if x is None:
+        return None
+    require(
+        x.shape[1] % factor == 0,
+        f"rebin: '{what}' has {x.shape[1]} bins, not a multiple of the factor {factor}",
+    )
+    grouped = x.reshape(x.shape[0], x.shape[1] // factor, factor, *x.shape[2:])
+    out = np.nansum(grouped, axis=2)
+    first = grouped[:, :, 0]
+    return np.where(np.isnan(first), np.nan, out) if np.isnan(first).any() else out
+
+
+def _mean_bins(x: np.ndarray | None, factor: int, what: str) -> np.ndarray | None:
+    """(trial, time, dim) signal averaged over groups of ``factor`` bins; 2-D arrays
+    (trial, field) are per-trial values and pass unchanged."""
+    if x is None or x.ndim != 3:
+        return x
+    require(
+        x.shape[1] % factor == 0,
+        f"rebin: '{what}' has {x.shape[1]} bins, not a multiple of the factor {factor}",
+    )
+    return x.reshape(x.shape[0], x.shape[1] // factor, factor, x.shape[2]).mean(axis=2)
+
+
+def rebin(data: PhaseData, factor: int) -> PhaseData:
+    """``data`` at ``factor`` times its bin width: every spike count (model inputs, forward
+    windows, eval targets) and true rate is summed over consecutive groups of ``factor``
+    bins from each trial's first bin, PSTHs (expected counts per bin) too; behaviour and
+    latents are averaged over the group. Every time axis must be a multiple of ``factor``.
+
+    This approximates building the tensors at the wider bin from the NWB session: spike
+    sums are the same counts when trial starts fall on the wider grid; behaviour is a
+    group mean rather than nlb_tools' FIR decimation of the continuous signal. Data whose
+    target has jitter (DMFC_RSG) is refused: build it from NWB files at the wanted bin.
+    """
+    require(factor >= 1, f"rebin: factor must be a positive integer, got {factor}")
+    if factor == 1:
+        return data
+    target = data.target
+    if target is not None:
+        require(
+            target.eval_jitter is None and target.train_jitter is None,
+            f"rebin: {data.key} has jittered trials; build it at the wanted bin width "
+            "from the NWB files (nlbsuite prepare --bin)",
+        )
+        target = dataclasses.replace(
+            target,
+            eval_spikes_heldout=_sum_bins(
+                target.eval_spikes_heldout, factor, "eval_spikes_heldout"
+            ),
+            eval_spikes_heldin_forward=_sum_bins(
+                target.eval_spikes_heldin_forward, factor, "eval_spikes_heldin_forward"
+            ),
+            eval_spikes_heldout_forward=_sum_bins(
+                target.eval_spikes_heldout_forward, factor, "eval_spikes_heldout_forward"
+            ),
+            train_behavior=_mean_bins(target.train_behavior, factor, "train_behavior"),
+            eval_behavior=_mean_bins(target.eval_behavior, factor, "eval_behavior"),
+            psth=_sum_bins(target.psth, factor, "psth"),
+        )
+    truth = data.truth
+    if truth is not None:
+        summed = {
+            f.name: _sum_bins(getattr(truth, f.name), factor, f.name)
+            for f in dataclasses.fields(truth)
+            if f.name.endswith(("heldin", "heldout", "forward"))
+        }
+        latents = {
+            k: _mean_bins(getattr(truth, k), factor, k) for k in ("train_latents", "eval_latents")
+        }
+        truth = dataclasses.replace(truth, **summed, **latents)
+    width = data.bin_width_ms * factor
+    spikes = {
+        name: _sum_bins(getattr(data, name), factor, name)
+        for name in (
+            "train_spikes_heldin",
+            "train_spikes_heldout",
+            "eval_spikes_heldin",
+            "train_spikes_heldin_forward",
+            "train_spikes_heldout_forward",
+            "eval_spikes_heldout",
+        )
+    }
+    note = f"summed over groups of {factor} bins: {data.bin_width_ms} -> {width} ms"
+    return dataclasses.replace(
+        data,
+        **spikes,
+        bin_width_ms=width,
+        train_behavior=_mean_bins(data.train_behavior, factor, "train_behavior"),
+        target=target,
+        truth=truth,
+        source=f"{data.source} ({note})" if data.source else note,
+        meta={**data.meta, "rebinned_from_ms": data.bin_width_ms},
+    )

@@ -246,6 +246,7 @@ def run(
     record.fit_seconds = round(pred.fit_seconds, 3)
     record.predict_seconds = round(pred.predict_seconds, 3)
     record.n_parameters = int(adapter.n_parameters())
+    record.extras = dict(getattr(adapter, "extras", {}))  # what the fit chose, if it says
     record.device = resolve_device(getattr(adapter.config, "device", "cpu"))
     record.git_commit = git_commit()
     record.date = now_iso()

@@ -43,10 +43,12 @@ neurons (``PhaseData.train_spikes_full``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+from numba import njit
 from scipy import optimize
 from tqdm import tqdm
 
@@ -102,20 +104,39 @@ def _inverse_rate(rate: np.ndarray, link: str) -> np.ndarray:
     return np.log(rate) if link == "log" else rate + np.log(-np.expm1(-rate))
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _softplus_terms(y: np.ndarray, eta: np.ndarray, hess: bool) -> tuple:
+    """One pass over flat arrays: Poisson log-likelihood (without log y!) under rate
+    softplus(eta), its derivative in eta and minus its second derivative (if ``hess``)."""
+    ll = np.empty_like(eta)
+    grad = np.empty_like(eta)
+    neg_hess = np.empty_like(eta) if hess else np.empty(0)
+    for i in range(eta.size):
+        e = math.exp(-abs(eta[i]))
+        rate = max(math.log1p(e) + max(eta[i], 0.0), MIN_RATE)
+        sig = (1.0 if eta[i] >= 0 else e) / (1.0 + e)  # f' = sigmoid
+        ll[i] = y[i] * math.log(rate) - rate
+        grad[i] = y[i] * sig / rate - sig
+        if hess:
+            dsig = sig * (1.0 - sig)
+            neg_hess[i] = dsig - y[i] * (dsig * rate - sig * sig) / (rate * rate)
+    return ll, grad, neg_hess
+
+
 def _poisson_terms(
-    y: np.ndarray, eta: np.ndarray, link: str
+    y: np.ndarray, eta: np.ndarray, link: str, hess: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Log-likelihood (without log y!), its first derivative and minus its second in eta."""
+    """Log-likelihood (without log y!), its first derivative and minus its second in eta,
+    each shaped like ``eta`` (the last one empty unless ``hess``)."""
     if link == "log":
         rate = np.exp(np.minimum(eta, 50.0))
         return y * eta - rate, y - rate, rate
-    rate = np.maximum(np.logaddexp(0.0, eta), MIN_RATE)
-    sig = 0.5 * (1.0 + np.tanh(0.5 * eta))  # f'
-    dsig = sig * (1.0 - sig)  # f''
-    ll = y * np.log(rate) - rate
-    grad = y * sig / rate - sig
-    neg_hess = dsig - y * (dsig * rate - sig**2) / rate**2
-    return ll, grad, neg_hess
+    y = np.broadcast_to(y, eta.shape)
+    ll, grad, neg_hess = _softplus_terms(
+        np.ascontiguousarray(y, dtype=np.float64).ravel(), np.ascontiguousarray(eta).ravel(), hess
+    )
+    shape = eta.shape
+    return ll.reshape(shape), grad.reshape(shape), neg_hess.reshape(shape) if hess else neg_hess
 
 
 # ----------------------------------------------------------------------------------------
@@ -445,7 +466,7 @@ def m_step_emissions(
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         cd = theta.reshape(n, dim + 1)
-        ll, g, _ = _poisson_terms(ys, xs @ cd[:, :dim].T + cd[:, dim], link)
+        ll, g, _ = _poisson_terms(ys, xs @ cd[:, :dim].T + cd[:, dim], link, hess=False)
         grad = np.concatenate([g.T @ xs, g.sum(axis=0)[:, None]], axis=1)
         return -ll.sum() * scale, -grad.ravel() * scale
 
@@ -550,7 +571,7 @@ class SLDSFit:
             post, counts, _ = forward_backward(np.log(p.pi), p.trans, expected_log_dynamics(p, m))
             q[sl] = post
             stats.add(post, counts, m)
-            ll, _, _ = _poisson_terms(y[sl], m.mean @ p.C.T + p.d, self.cfg.link)
+            ll, _, _ = _poisson_terms(y[sl], m.mean @ p.C.T + p.d, self.cfg.link, hess=False)
             total += float((ll if bmask is None else ll * bmask).sum())
         n_obs = y[..., 0].size if mask is None else mask[..., 0].sum()
         return stats, total / max(float(n_obs), 1.0)

@@ -105,7 +105,7 @@ def _simulate_slds(rng: np.random.Generator, n_trials: int, n_time: int, n_neuro
 
 def test_recovers_switches_and_dynamics_of_a_known_slds():
     y, z, a_true = _simulate_slds(np.random.default_rng(0), 60, 100, 40)
-    cfg = SLDSConfig(n_iters=15, n_init_iters=15, l2_penalty_A=1e-4, l2_penalty_b=1e-8)
+    cfg = SLDSConfig(n_iters=30, n_init_iters=15, emission_iters=20)
     fit = SLDSFit(2, 2, 1e-4, 1e-8, cfg, seed=0)
     fit.fit(y)
     p = fit.params

@@ -598,6 +598,7 @@ class SLDSFit:
         p = self.params
         require(p is not None, "SLDS: infer() before fit()")
         assert p is not None
+        y = np.where(mask, y, 0.0)  # nothing unobserved reaches the fit
         observed = mask.any(axis=(0, 1))
         eta = _inverse_rate(np.maximum(_moving_average(y, 20), 0.01), self.cfg.link)
         x = np.linalg.lstsq(

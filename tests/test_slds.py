@@ -83,6 +83,7 @@ def test_forward_backward_equals_enumeration():
 def _simulate_slds(rng: np.random.Generator, n_trials: int, n_time: int, n_neurons: int):
     """Two rotations at different speeds (0.25 and -0.08 rad/bin, decay 0.99) switching with
     probability 0.03 per bin, observed through 40 Poisson softplus neurons."""
+
     def rot(theta: float, r: float) -> np.ndarray:
         return r * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
 
@@ -113,6 +114,7 @@ def test_recovers_switches_and_dynamics_of_a_known_slds():
     q = fit.last_q.argmax(axis=2)
     acc = max((q == z).mean(), (q == 1 - z).mean())
     assert acc > 0.9
+
     # dynamics: eigenvalues are invariant to the latent basis; match states by rotation speed
     def angles(a: np.ndarray) -> np.ndarray:
         return np.array([np.abs(np.angle(np.linalg.eigvals(m))).max() for m in a])
@@ -141,6 +143,13 @@ def test_smoke_on_lorenz_is_deterministic_and_beats_the_null(tiny_lorenz):
         rates.check(tiny_lorenz)
         runs.append(rates)
     np.testing.assert_array_equal(runs[0].eval_rates_heldout, runs[1].eval_rates_heldout)
+    # entries outside the mask (held-out neurons, forward bins) never reach the inference
+    y = np.zeros((8, 25, 30))
+    y[:, :20, :22] = data.eval_spikes_heldin
+    mask = y == y
+    mask[:, 20:], mask[:, :, 22:] = False, False
+    noisy = np.where(mask, y, 7.0)
+    np.testing.assert_array_equal(model.model.infer(y, mask), model.model.infer(noisy, mask))
     scores = evaluate(tiny_lorenz, runs[0])
     assert 0.0 < scores["co-bps"] < scores["ceiling co-bps"]
     assert model.n_parameters() > 0

@@ -70,6 +70,7 @@ NLB_SLDS_PARAMS: dict[str, tuple[int, int, float, float]] = {
 TUTORIAL_PARAMS = (3, 15, 3000.0, 1e-8)
 NU0 = PSI0 = 1e-4  # ssm's inverse-Wishart prior on Q_k
 MIN_RATE = 1e-12
+EMISSION_CHUNK = 32768  # bins per block of the emission update
 
 
 @dataclass
@@ -466,9 +467,14 @@ def m_step_emissions(
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         cd = theta.reshape(n, dim + 1)
-        ll, g, _ = _poisson_terms(ys, xs @ cd[:, :dim].T + cd[:, dim], link, hess=False)
-        grad = np.concatenate([g.T @ xs, g.sum(axis=0)[:, None]], axis=1)
-        return -ll.sum() * scale, -grad.ravel() * scale
+        total, grad = 0.0, np.zeros((n, dim + 1))
+        for rows in _batches(len(xs), EMISSION_CHUNK):  # bounded memory at any data size
+            x_r = xs[rows]
+            ll, g, _ = _poisson_terms(ys[rows], x_r @ cd[:, :dim].T + cd[:, dim], link, hess=False)
+            total += ll.sum()
+            grad[:, :dim] += g.T @ x_r
+            grad[:, dim] += g.sum(axis=0)
+        return -total * scale, -grad.ravel() * scale
 
     theta0 = np.concatenate([p.C, p.d[:, None]], axis=1).ravel()
     res = optimize.minimize(loss, theta0, jac=True, method="L-BFGS-B", options={"maxiter": maxiter})
@@ -530,7 +536,7 @@ class SLDSFit:
         k, dim = self.k, self.dim
         labels = KMeans(k, n_init=1, random_state=self.seed).fit_predict(x.reshape(-1, dim))
         q = np.eye(k)[labels].reshape(*x.shape[:2], k)
-        m = Moments.point(x)
+        counts = np.einsum("btk,btl->kl", q[:, :-1], q[:, 1:])
         p = SLDSParams(
             np.full(k, 1.0 / k),
             np.full((k, k), 1.0 / k),
@@ -542,14 +548,25 @@ class SLDSFit:
             c,
             d,
         )
-        counts = np.einsum("btk,btl->kl", q[:, :-1], q[:, 1:])
         for _ in range(self.cfg.n_init_iters + 1):
             s = Stats.zeros(k, dim)
-            s.add(q, counts, m)
+            for sl in _batches(len(x), self.cfg.batch_trials):
+                s.add(q[sl], np.zeros((k, k)), Moments.point(x[sl]))
+            s.trans = counts
             p = m_step_dynamics(p, s, self.l2_a, self.l2_b)
-            q, counts, _ = forward_backward(np.log(p.pi), p.trans, expected_log_dynamics(p, m))
+            q, counts = self._discrete_at_points(p, x)
         self.params = p
         return q
+
+    def _discrete_at_points(self, p: SLDSParams, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """q(z) (B, T, K) and summed transition counts (K, K) given point states x (B, T, D)."""
+        q = np.empty((*x.shape[:2], self.k))
+        counts = np.zeros((self.k, self.k))
+        for sl in _batches(len(x), self.cfg.batch_trials):
+            log_like = expected_log_dynamics(p, Moments.point(x[sl]))
+            q[sl], c, _ = forward_backward(np.log(p.pi), p.trans, log_like)
+            counts += c
+        return q, counts
 
     # -- EM ---------------------------------------------------------------------------------
 
@@ -607,11 +624,10 @@ class SLDSFit:
             rcond=None,
         )[0].T.reshape(*y.shape[:2], self.dim)
         x[~mask.any(axis=2)] = 0.0
-        q, _, _ = forward_backward(
-            np.log(p.pi), p.trans, expected_log_dynamics(p, Moments.point(x))
-        )
+        q, _ = self._discrete_at_points(p, x)
+        weights = mask.astype(float)
         for _ in range(self.cfg.n_iters):
-            self._e_step(y, mask.astype(float), x, q)
+            self._e_step(y, weights, x, q)
         return x
 
     def rates(self, x: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ the real MC_Maze_Small val tensors.
 ``scale`` fits the model (one child process per size, so peak RSS is per fit) on a synthetic
 session shaped like MC_Maze at 5 ms (140 + 40 forward bins, 137 held-in + 45 held-out
 neurons; Poisson counts from smooth random rates), with the ``--preset`` settings and
-``--set`` overrides, and prints fit seconds and peak resident memory per trial count.
+``--set`` overrides, and prints fit seconds (wall and CPU) and peak resident memory per trial count.
 
 ``rebin`` sums the spike tensors over groups of 4 bins (140 -> 35 bins, forward 40 -> 10)
 and averages the velocity over the same groups; the output name ends in ``_20`` so
@@ -50,17 +50,20 @@ def fit_one(n_trials: int, preset: str, overrides: dict) -> dict:
     y = synthetic_maze(n_trials)
     cfg = SLDS.make_config(preset, overrides)
     k, dim, l2_a, l2_b = SLDS(cfg)._settings("mc_maze")
-    start = time.perf_counter()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start, cpu = time.perf_counter(), time.process_time()
     SLDSFit(k, dim, l2_a, l2_b, cfg).fit(y)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"trials": n_trials, "K": k, "D": dim, "fit_s": seconds, "peak_mib": peak}
+    return {"K": k, "D": dim, "fit_s": seconds, "cpu_s": cpu, "peak_mib": peak, "base_mib": base}
 
 
 def bench_scale(trials: list[int], preset: str, overrides: dict) -> None:
     print(f"SLDS fit on synthetic MC_Maze-shaped sessions, preset {preset} {overrides or ''}")
-    print("| train trials | K | D | fit s | s per trial | peak RSS MiB |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| train trials | K | D | fit wall s | fit CPU s | CPU s per trial | peak RSS MiB (before fit) |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for n in trials:
         out = subprocess.run(
             [sys.executable, __file__, "_one", str(n), preset, json.dumps(overrides)],
@@ -71,8 +74,8 @@ def bench_scale(trials: list[int], preset: str, overrides: dict) -> None:
         )
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(
-            f"| {n} | {r['K']} | {r['D']} | {r['fit_s']:.1f} | {r['fit_s'] / n:.3f} "
-            f"| {r['peak_mib']:.0f} |",
+            f"| {n} | {r['K']} | {r['D']} | {r['fit_s']:.1f} | {r['cpu_s']:.1f} "
+            f"| {r['cpu_s'] / n:.3f} | {r['peak_mib']:.0f} ({r['base_mib']:.0f}) |",
             flush=True,
         )
 

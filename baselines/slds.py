@@ -18,7 +18,8 @@ Fit: Laplace-EM with a structured mean-field posterior q(z) q(x), as ssm's ``lap
 - **Discrete states**: forward-backward on the expected log dynamics likelihoods
   E_q(x)[log N(x_t; A_k x_{t-1} + b_k, Q_k)] (closed form from the moments above).
 - **Dynamics**: per state a weighted ridge regression of x_t on [x_{t-1}, 1] from the
-  expected sufficient statistics, L2 penalties ``l2_penalty_A`` / ``l2_penalty_b`` towards 0,
+  expected sufficient statistics, L2 penalties ``l2_penalty_A`` pulling A_k towards the
+  identity and ``l2_penalty_b`` pulling b_k towards 0 (ssm's Gaussian prior J0, h0),
   Q_k from the expected residuals (inverse-Wishart prior nu0 = psi0 = 1e-4, as ssm).
   P and pi from the expected transition counts and first-bin marginals.
 - **Emissions**: C, d by L-BFGS on the Poisson log-likelihood at the posterior means.
@@ -435,14 +436,16 @@ class Stats:
 
 
 def m_step_dynamics(p: SLDSParams, s: Stats, l2_a: float, l2_b: float) -> SLDSParams:
-    """Ridge M-step for A_k, b_k, Q_k; P, pi and the x_0 prior from the statistics ``s``."""
+    """Ridge M-step for A_k (towards I), b_k (towards 0), Q_k; P, pi and the x_0 prior from
+    the statistics ``s``."""
     k, dim = p.b.shape
     prior = np.diag(np.r_[np.full(dim, l2_a), l2_b])
+    prior_mean = np.r_[l2_a * np.eye(dim), np.zeros((1, dim))]  # ssm's h0: A -> I, b -> 0
     a, b, q = p.A.copy(), p.b.copy(), p.Q.copy()
     for i in range(k):
         if s.n[i] < 1:  # an unused state keeps its parameters
             continue
-        w = np.linalg.solve(s.uu[i] + prior, s.uy[i]).T  # (D, D+1)
+        w = np.linalg.solve(s.uu[i] + prior, s.uy[i] + prior_mean).T  # (D, D+1)
         wuy = w @ s.uy[i]
         resid = s.yy[i] - wuy - wuy.T + w @ s.uu[i] @ w.T + PSI0 * np.eye(dim)
         a[i], b[i] = w[:, :dim], w[:, dim]

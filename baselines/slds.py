@@ -22,7 +22,9 @@ Fit: Laplace-EM with a structured mean-field posterior q(z) q(x), as ssm's ``lap
   identity and ``l2_penalty_b`` pulling b_k towards 0 (ssm's Gaussian prior J0, h0),
   Q_k from the expected residuals (inverse-Wishart prior nu0 = psi0 = 1e-4, as ssm).
   P and pi from the expected transition counts and first-bin marginals.
-- **Emissions**: C, d by L-BFGS on the Poisson log-likelihood at the posterior means.
+- **Emissions**: C, d by L-BFGS on the Poisson log-likelihood at one draw from q(x), as
+  ssm (the draw carries the posterior uncertainty; at the means C grew and the latent
+  scale shrank every iteration, over-fitting: co-bps fell below 0 on MC_Maze_Small).
 - Every parameter update is damped as ssm's: new = alpha * old + (1 - alpha) * update.
 - **Initialisation** (ssm's ``initialize``): counts smoothed by a 20-bin moving average,
   inverted through the link, PCA to D dims gives C, d and x; k-means on x gives z; then
@@ -33,8 +35,7 @@ Fit: Laplace-EM with a structured mean-field posterior q(z) q(x), as ssm's ``lap
   ssm's ``smooth``: held-out neurons and the forward window come from the posterior states.
 
 Departures from ssm: q(z) uses the exact Gaussian expectation of the dynamics likelihood
-instead of one Monte Carlo sample of x; the emission update uses the posterior means instead
-of one sample; x_0's prior (mean, covariance) is learnt and shared across states (ssm keeps a
+instead of one Monte Carlo sample of x; x_0's prior (mean, covariance) is learnt and shared across states (ssm keeps a
 fixed per-state one); each iteration updates q(x) before q(z) (either order is coordinate
 ascent on the same bound); the init smooths once (ssm also smooths the PCA states).
 
@@ -185,6 +186,19 @@ def btd_covariances(inv: np.ndarray, lower: np.ndarray) -> tuple[np.ndarray, np.
     return cov, cross
 
 
+def btd_sample(inv: np.ndarray, lower: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A zero-mean draw (batch, T, D) from N(0, J^-1), backwards: x_t | x_{t+1} has precision
+    S_t and mean -S_t^-1 J_{t+1,t}^T x_{t+1}."""
+    chol = np.linalg.cholesky(inv)
+    eps = rng.standard_normal(inv.shape[:3])[..., None]
+    dev = np.empty(inv.shape[:3])
+    dev[:, -1] = (chol[:, -1] @ eps[:, -1])[..., 0]
+    for t in range(inv.shape[1] - 2, -1, -1):
+        back = lower[:, t].transpose(0, 2, 1) @ dev[:, t + 1, :, None]
+        dev[:, t] = (chol[:, t] @ eps[:, t] - inv[:, t] @ back)[..., 0]
+    return dev
+
+
 def _btd_matvec(diag: np.ndarray, lower: np.ndarray, x: np.ndarray) -> np.ndarray:
     """J x for a block-tridiagonal J (blocks as in :func:`btd_factor`), x (batch, T, D)."""
     out = (diag @ x[..., None])[..., 0]
@@ -265,6 +279,7 @@ class Moments:
     mean: np.ndarray
     xx: np.ndarray
     cross: np.ndarray
+    sample: np.ndarray | None = None
 
     @classmethod
     def point(cls, x: np.ndarray) -> Moments:
@@ -338,6 +353,7 @@ def laplace_continuous(
     link: str,
     newton_iters: int,
     tol: float = 1e-4,
+    rng: np.random.Generator | None = None,
 ) -> Moments:
     """Laplace approximation of q(x) for one batch: Newton from ``x`` (B, T, D) to the mode
     of E_q(z)[log p(x | z)] + log p(y | x), then the moments from the Hessian there.
@@ -379,7 +395,8 @@ def laplace_continuous(
     inv = btd_factor(diag + _emission_hessian(w, p.C), lower)
     cov, cross = btd_covariances(inv, lower)
     outer = x[..., :, None] * x[..., None, :]
-    return Moments(x, cov + outer, cross + x[:, 1:, :, None] * x[:, :-1, None, :])
+    sample = None if rng is None else x + btd_sample(inv, lower, rng)
+    return Moments(x, cov + outer, cross + x[:, 1:, :, None] * x[:, :-1, None, :], sample)
 
 
 @dataclass
@@ -574,10 +591,16 @@ class SLDSFit:
     # -- EM ---------------------------------------------------------------------------------
 
     def _e_step(
-        self, y: np.ndarray, mask: np.ndarray | None, x: np.ndarray, q: np.ndarray
+        self,
+        y: np.ndarray,
+        mask: np.ndarray | None,
+        x: np.ndarray,
+        q: np.ndarray,
+        draws: np.ndarray | None = None,
     ) -> tuple[Stats, float]:
-        """One q(x) then q(z) update of every trial, in place on x (B, T, D), q (B, T, K);
-        returns the summed statistics and the Poisson log-likelihood per bin at the means."""
+        """One q(x) then q(z) update of every trial, in place on x (B, T, D), q (B, T, K)
+        (and, if given, one draw from q(x) into ``draws``); returns the summed statistics and
+        the Poisson log-likelihood per bin at the means."""
         p = self.params
         assert p is not None
         stats = Stats.zeros(self.k, self.dim)
@@ -585,9 +608,18 @@ class SLDSFit:
         for sl in _batches(len(y), self.cfg.batch_trials):
             bmask = None if mask is None else mask[sl]
             m = laplace_continuous(
-                p, q[sl], y[sl], bmask, x[sl].copy(), self.cfg.link, self.cfg.newton_iters
+                p,
+                q[sl],
+                y[sl],
+                bmask,
+                x[sl].copy(),
+                self.cfg.link,
+                self.cfg.newton_iters,
+                rng=None if draws is None else self.rng,
             )
             x[sl] = m.mean
+            if draws is not None:
+                draws[sl] = m.sample
             post, counts, _ = forward_backward(np.log(p.pi), p.trans, expected_log_dynamics(p, m))
             q[sl] = post
             stats.add(post, counts, m)
@@ -600,13 +632,15 @@ class SLDSFit:
         """Fit on counts (B, T, N); returns the posterior mean states (B, T, D)."""
         c, d, x = self._init_emissions(y)
         q = self._init_arhmm(x, c, d)
+        self.rng = np.random.default_rng(self.seed)
+        draws = np.empty_like(x)
         bar = tqdm(range(self.cfg.n_iters), desc="SLDS Laplace-EM", leave=False, disable=None)
         for _ in bar:
-            stats, ll = self._e_step(y, None, x, q)
+            stats, ll = self._e_step(y, None, x, q, draws)
             p = self.params
             assert p is not None
             new = m_step_dynamics(p, stats, self.l2_a, self.l2_b)
-            new.C, new.d = m_step_emissions(p, x, y, self.cfg.link, self.cfg.emission_iters)
+            new.C, new.d = m_step_emissions(p, draws, y, self.cfg.link, self.cfg.emission_iters)
             self.params = p.damped(new, self.cfg.alpha)
             self.log_likelihoods.append(ll)
             bar.set_postfix(ll=f"{ll:.4f}")

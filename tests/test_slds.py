@@ -18,6 +18,7 @@ from baselines.slds import (
     Stats,
     btd_covariances,
     btd_factor,
+    btd_sample,
     btd_solve,
     forward_backward,
     m_step_dynamics,
@@ -59,6 +60,16 @@ def test_block_tridiagonal_solve_and_covariances_equal_dense_inverse():
     for t in range(n_time - 1):
         blk = full[:, (t + 1) * dim : (t + 2) * dim, t * dim : (t + 1) * dim]
         np.testing.assert_allclose(cross[:, t], blk, rtol=1e-10, atol=1e-12)
+
+
+def test_block_tridiagonal_draws_have_the_inverse_as_covariance():
+    rng = np.random.default_rng(2)
+    diag, lower, dense = _random_btd(rng, 1, 4, 2)
+    n = 20000
+    inv = btd_factor(np.repeat(diag, n, 0), np.repeat(lower, n, 0))
+    draws = btd_sample(inv, np.repeat(lower, n, 0), rng).reshape(n, -1)
+    np.testing.assert_allclose(np.cov(draws.T), np.linalg.inv(dense[0]), atol=0.004)
+    assert np.abs(draws.mean(axis=0)).max() < 0.01
 
 
 def test_forward_backward_equals_enumeration():

@@ -26,6 +26,7 @@ BUILTIN_MODELS: dict[str, str] = {
     "latent_sde": "baselines.latent_sde:LatentSDE",
     "lowrank_rnn": "baselines.lowrank_rnn:LowRankRNN",
     "gpfa": "baselines.gpfa:GPFA",
+    "slds": "baselines.slds:SLDS",
 }
 
 

@@ -6,24 +6,34 @@ Held-in rates: held-in spikes convolved with a normalised Gaussian window of
 ``PoissonRegressor``) from ``log(smoothed held-in + 1e-4)``, refit with 5x ``max_iter``
 until it converges (up to 10000), rates clipped to [1e-9, 1e20] — all as in NLB's script.
 
+Kernel sd and GLM alpha: NLB's tuned values (``run_smoothing.py``) at 5 ms for the NLB
+datasets. Where there is no tuned value (20 ms bins, unknown datasets, Lorenz) they are
+chosen as nlb_tools' ``smoothing_cv_sweep.py`` chooses them: 5-fold cross-validation over
+the train trials (fold k = trials k, k+5, ...), the mean over folds of the left-out fold's
+held-out co-bps, best of a (kernel sd, alpha) grid. A value set in the config is kept and
+only the other one is searched. The choice is in :attr:`Smoothing.extras` (the record's
+``extras``).
+
 Forward window (NLB's baseline has none; this is our stated rule): every neuron's rate in
 forward bin k is its mean count in forward bin k over the train trials (a forward PSTH).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo
+from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo, fixed_threads
 from nlbsuite.data import PhaseData, Rates
+from nlbsuite.errors import require
 
 if TYPE_CHECKING:  # pragma: no cover
     from sklearn.linear_model import PoissonRegressor
 
-#: NLB's per-dataset (kernel sd in ms, GLM alpha), from run_smoothing.py.
+#: NLB's per-dataset (kernel sd in ms, GLM alpha) at 5 ms, from run_smoothing.py.
 NLB_SMOOTHING_PARAMS: dict[str, tuple[float, float]] = {
     "mc_maze": (50, 0.01),
     "mc_rtt": (30, 0.1),
@@ -33,17 +43,23 @@ NLB_SMOOTHING_PARAMS: dict[str, tuple[float, float]] = {
     "mc_maze_medium": (60, 0.1),
     "mc_maze_small": (60, 0.1),
 }
-DEFAULT_PARAMS = (50.0, 0.01)
+NLB_TUNED_BIN_MS = 5
 LOG_OFFSET = 1e-4
+RATE_CLIP = (1e-9, 1e20)
 
 
 @dataclass
 class SmoothingConfig(ModelConfig):
-    """``kern_sd_ms`` / ``alpha``: None picks NLB's value for the dataset (else 50 ms / 0.01)."""
+    """``kern_sd_ms`` / ``alpha``: None takes NLB's tuned value at 5 ms, else the
+    cross-validated one over ``cv_kern_sds_ms`` x ``cv_alphas`` with ``cv_folds`` folds
+    (nlb_tools' sweep: linspace(30, 60, 4) ms x logspace(-3, 0, 4), 5 folds)."""
 
     kern_sd_ms: float | None = None
     alpha: float | None = None
     max_iter: int = 500
+    cv_kern_sds_ms: tuple[float, ...] = (30.0, 40.0, 50.0, 60.0)
+    cv_alphas: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
+    cv_folds: int = 5
 
 
 def smooth_spikes(spikes: np.ndarray, kern_sd_ms: float, bin_width_ms: int) -> np.ndarray:
@@ -56,6 +72,11 @@ def smooth_spikes(spikes: np.ndarray, kern_sd_ms: float, bin_width_ms: int) -> n
     full = signal.convolve(spikes, window[None, :, None], mode="full", method="direct")
     start = (n_win - 1) // 2
     return full[:, start : start + spikes.shape[1], :]
+
+
+def log_smoothed(spikes: np.ndarray, kern_sd_ms: float, bin_width_ms: int) -> np.ndarray:
+    """GLM input: ``log(smoothed spikes + 1e-4)``, (trial, time, neuron)."""
+    return np.log(smooth_spikes(spikes, kern_sd_ms, bin_width_ms) + LOG_OFFSET)
 
 
 def fit_poisson_glms(
@@ -81,7 +102,152 @@ def fit_poisson_glms(
 
 def predict_poisson_glms(glms: list[PoissonRegressor], x: np.ndarray) -> np.ndarray:
     """(samples, output) rates of the fitted GLMs, clipped to [1e-9, 1e20] as NLB's script."""
-    return np.clip(np.stack([glm.predict(x) for glm in glms], axis=1), 1e-9, 1e20)
+    return np.clip(np.stack([glm.predict(x) for glm in glms], axis=1), *RATE_CLIP)
+
+
+def fit_poisson_batch(
+    x: np.ndarray,
+    y: np.ndarray,
+    alpha: float,
+    init: np.ndarray | None = None,
+    max_iter: int = 2000,
+    gtol: float = 1e-6,
+) -> np.ndarray:
+    """Poisson GLMs for all columns of ``y`` at once: the minimiser of scikit-learn's
+    ``PoissonRegressor`` objective, mean(exp(eta) - y eta) + alpha/2 |w|^2 with
+    eta = x w + b, per output.
+
+    ``x``: (samples, feature); ``y``: (samples, output). Returns (feature + 1, output): the
+    weights, then the intercepts. ``init``: a previous solution (warm start). One L-BFGS
+    run on the summed objectives (they are independent), preconditioned by the Cholesky
+    factor of the features' second moments and each output's mean count, so that it
+    converges in tens of iterations where per-neuron solvers take hundreds.
+    """
+    from scipy import optimize
+    from threadpoolctl import threadpool_limits
+
+    n, p = x.shape
+    x1 = np.concatenate([x, np.ones((n, 1))], axis=1)
+    chol = np.linalg.cholesky(x1.T @ x1 / n + 1e-10 * np.eye(p + 1))
+    precond = np.linalg.inv(chol).T  # theta = precond @ v * scale
+    scale = 1.0 / np.sqrt(np.maximum(y.mean(axis=0), 1e-3))
+    if init is None:
+        init = np.zeros((p + 1, y.shape[1]))
+        init[p] = np.log(y.mean(axis=0) + 1e-6)
+    v0 = chol.T @ init / scale
+    penalty = np.ones((p + 1, 1))
+    penalty[p] = 0.0
+
+    def objective(v: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = precond @ v.reshape(p + 1, -1) * scale
+        eta = x1 @ theta
+        mu = np.exp(np.minimum(eta, 50.0))
+        loss = (mu - y * eta).sum() / n + 0.5 * alpha * (penalty * theta**2).sum()
+        grad = x1.T @ (mu - y) / n + alpha * penalty * theta
+        return loss, (precond.T @ grad * scale).ravel()
+
+    with threadpool_limits(1, user_api="blas"):  # threads only slow these small products
+        res = optimize.minimize(
+            objective,
+            v0.ravel(),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": max_iter, "gtol": gtol, "ftol": 1e-15, "maxcor": 20},
+        )
+    return precond @ res.x.reshape(p + 1, -1) * scale
+
+
+def predict_poisson_batch(theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """(samples, output) rates of :func:`fit_poisson_batch` weights, clipped as NLB's script."""
+    return np.clip(np.exp(x @ theta[:-1] + theta[-1]), *RATE_CLIP)
+
+
+def forward_psth(data: PhaseData) -> np.ndarray | None:
+    """The classical baselines' forward-window rule: each neuron's mean count per forward
+    bin over the train trials, (forward time, heldin + heldout); None without a window."""
+    if data.train_spikes_heldin_forward is None:
+        return None
+    fwd = [data.train_spikes_heldin_forward, data.train_spikes_heldout_forward]
+    return np.concatenate(fwd, axis=2).mean(axis=0)
+
+
+def with_forward(rates: Rates, psth: np.ndarray | None, data: PhaseData) -> Rates:
+    """``rates`` with every eval trial's forward window set to ``psth`` (from
+    :func:`forward_psth`)."""
+    if psth is not None:
+        fwd = np.repeat(psth[None], len(data.eval_spikes_heldin), axis=0)
+        rates.eval_rates_heldin_forward = fwd[:, :, : data.n_heldin]
+        rates.eval_rates_heldout_forward = fwd[:, :, data.n_heldin :]
+    return rates
+
+
+@dataclass
+class SmoothingCV:
+    """Cross-validation result: ``scores[i, j]`` is the mean left-out co-bps of kernel sd
+    ``kern_sds_ms[i]`` with alpha ``alphas[j]``; ``best`` the argmax (kernel sd, alpha)."""
+
+    kern_sds_ms: tuple[float, ...]
+    alphas: tuple[float, ...]
+    scores: np.ndarray
+    seconds: float
+
+    @property
+    def best(self) -> tuple[float, float]:
+        i, j = np.unravel_index(int(np.nanargmax(self.scores)), self.scores.shape)
+        return float(self.kern_sds_ms[i]), float(self.alphas[j])
+
+
+def cross_validate_smoothing(
+    heldin: np.ndarray,
+    heldout: np.ndarray,
+    bin_width_ms: int,
+    kern_sds_ms: tuple[float, ...],
+    alphas: tuple[float, ...],
+    n_folds: int = 5,
+) -> SmoothingCV:
+    """Score every (kernel sd, alpha) by ``n_folds``-fold CV over trials, as nlb_tools'
+    ``smoothing_cv_sweep.py``: fold k holds out trials k, k + n_folds, ...; the GLMs fit
+    on the other trials; the score is the left-out trials' held-out co-bps, averaged over
+    folds. ``heldin``, ``heldout``: (trial, time, neuron) train spikes.
+
+    Each kernel's smoothing is done once for all folds; alphas run from the largest down,
+    each fit warm-started from the same alpha's previous fold or the previous alpha.
+    """
+    from tqdm import tqdm
+
+    from nlbsuite.evaluation import bits_per_spike
+
+    n_trials = len(heldin)
+    require(
+        n_trials >= n_folds >= 2,
+        f"smoothing cross-validation: {n_trials} train trials cannot make {n_folds} folds",
+    )
+    start = time.perf_counter()
+    fold = np.arange(n_trials) % n_folds
+    order = np.argsort(alphas)[::-1]
+    scores = np.zeros((len(kern_sds_ms), len(alphas), n_folds))
+    steps = tqdm(
+        total=len(kern_sds_ms) * n_folds, desc="smoothing CV", unit="fit", leave=False, disable=None
+    )
+    for i, sd in enumerate(kern_sds_ms):
+        x = log_smoothed(heldin, sd, bin_width_ms)
+        warm: dict[int, np.ndarray] = {}
+        for k in range(n_folds):
+            train, test = fold != k, fold == k
+            x_tr = x[train].reshape(-1, x.shape[2])
+            y_tr = heldout[train].reshape(-1, heldout.shape[2])
+            x_te = x[test].reshape(-1, x.shape[2])
+            theta = None
+            for j in order:
+                theta = fit_poisson_batch(x_tr, y_tr, alphas[j], init=warm.get(j, theta))
+                warm[j] = theta
+                rates = predict_poisson_batch(theta, x_te).reshape(heldout[test].shape)
+                scores[i, j, k] = bits_per_spike(rates, heldout[test])
+            steps.update()
+    steps.close()
+    return SmoothingCV(
+        tuple(kern_sds_ms), tuple(alphas), scores.mean(axis=2), time.perf_counter() - start
+    )
 
 
 class Smoothing(ModelAdapter):
@@ -96,50 +262,64 @@ class Smoothing(ModelAdapter):
     config_class = SmoothingConfig
     presets: ClassVar = {"smoke": {}, "cpu": {}, "paper": {}}
 
-    def _params(self, dataset: str) -> tuple[float, float]:
+    def choose_params(self, data: PhaseData) -> tuple[float, float]:
+        """(kernel sd in ms, alpha): set in the config, NLB's tuned value at 5 ms, or by
+        cross-validation on the train trials. Sets :attr:`extras` to say which."""
         cfg = self.config
         assert isinstance(cfg, SmoothingConfig)
-        sd, alpha = NLB_SMOOTHING_PARAMS.get(dataset, DEFAULT_PARAMS)
-        return (cfg.kern_sd_ms or sd, alpha if cfg.alpha is None else cfg.alpha)
+        self.extras: dict[str, Any] = {}
+        sd, alpha = cfg.kern_sd_ms, cfg.alpha
+        tuned = NLB_SMOOTHING_PARAMS.get(data.dataset)
+        if sd is not None and alpha is not None:
+            how = "config"
+        elif tuned is not None and data.bin_width_ms == NLB_TUNED_BIN_MS:
+            how = "nlb" if sd is None and alpha is None else "config+nlb"
+            sd, alpha = sd or tuned[0], tuned[1] if alpha is None else alpha
+        else:
+            cv = cross_validate_smoothing(
+                data.train_spikes_heldin,
+                data.train_spikes_heldout,
+                data.bin_width_ms,
+                tuple(cfg.cv_kern_sds_ms) if sd is None else (sd,),
+                tuple(cfg.cv_alphas) if alpha is None else (alpha,),
+                cfg.cv_folds,
+            )
+            how = "cv"
+            sd, alpha = cv.best
+            self.extras["cv"] = {
+                "kern_sds_ms": list(cv.kern_sds_ms),
+                "alphas": list(cv.alphas),
+                "co_bps": np.round(cv.scores, 5).tolist(),
+                "seconds": round(cv.seconds, 3),
+            }
+        self.extras.update({"kern_sd_ms": float(sd), "alpha": float(alpha), "chosen_by": how})
+        return float(sd), float(alpha)
 
-    def _log_smoothed(self, spikes: np.ndarray, bin_width_ms: int) -> tuple[np.ndarray, np.ndarray]:
-        """Smoothed spikes (trial, time, neuron) and their log, flattened to (samples, neuron)."""
-        smooth = smooth_spikes(spikes, self._sd, bin_width_ms)
-        return smooth, np.log(smooth.reshape(-1, spikes.shape[2]) + LOG_OFFSET)
-
+    @fixed_threads  # one thread: tiny GLMs gain nothing, and the sums stay machine-independent
     def fit(self, data: PhaseData) -> None:
         cfg = self.config
         assert isinstance(cfg, SmoothingConfig)
-        self._sd, alpha = self._params(data.dataset)
-        _, x = self._log_smoothed(data.train_spikes_heldin, data.bin_width_ms)
+        self._sd, alpha = self.choose_params(data)
+        x = log_smoothed(data.train_spikes_heldin, self._sd, data.bin_width_ms)
         y = data.train_spikes_heldout.reshape(-1, data.n_heldout)
-        self._glms = fit_poisson_glms(x, y, alpha, cfg.max_iter)
+        self._glms = fit_poisson_glms(x.reshape(-1, data.n_heldin), y, alpha, cfg.max_iter)
         self._n_params = data.n_heldout * (data.n_heldin + 1)
-        self._forward: np.ndarray | None = None
-        if data.train_spikes_heldin_forward is not None:
-            fwd = np.concatenate(
-                [data.train_spikes_heldin_forward, data.train_spikes_heldout_forward], axis=2
-            )
-            self._forward = fwd.mean(axis=0)  # (time, neuron)
-            self._n_params += self._forward.size
+        self._forward = forward_psth(data)
+        self._n_params += 0 if self._forward is None else self._forward.size
 
+    @fixed_threads
     def predict(self, data: PhaseData) -> Rates:
         out = {}
         for part, spikes in (
             ("train", data.train_spikes_heldin),
             ("eval", data.eval_spikes_heldin),
         ):
-            smooth, x = self._log_smoothed(spikes, data.bin_width_ms)
+            smooth = smooth_spikes(spikes, self._sd, data.bin_width_ms)
+            x = np.log(smooth.reshape(-1, spikes.shape[2]) + LOG_OFFSET)
             heldout = predict_poisson_glms(self._glms, x).reshape(*spikes.shape[:2], -1)
             out[f"{part}_rates_heldin"] = smooth
             out[f"{part}_rates_heldout"] = heldout
-        rates = Rates(**out)
-        if self._forward is not None:
-            n_eval = data.eval_spikes_heldin.shape[0]
-            fwd = np.repeat(self._forward[None], n_eval, axis=0)
-            rates.eval_rates_heldin_forward = fwd[:, :, : data.n_heldin]
-            rates.eval_rates_heldout_forward = fwd[:, :, data.n_heldin :]
-        return rates
+        return with_forward(Rates(**out), self._forward, data)
 
     def n_parameters(self) -> int:
         return getattr(self, "_n_params", 0)

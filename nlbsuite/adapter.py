@@ -23,13 +23,16 @@ Writing a model takes a config dataclass and two methods::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import random
+import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -148,6 +151,42 @@ def resolve_device(device: str = "auto") -> str:
     except ImportError:  # pragma: no cover
         return "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Run the block on ``n`` CPU threads (BLAS, OpenMP and torch if imported), then restore
+    the previous counts; ``n <= 0`` changes nothing. Threaded sums depend on the thread
+    count, so a fixed count gives the same numbers on every machine."""
+    if n <= 0:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else 0
+    with threadpool_limits(n):
+        if torch is not None:
+            torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            if torch is not None:
+                torch.set_num_threads(before)
+
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def fixed_threads(method: Method) -> Method:
+    """Decorate an adapter method to run on ``config.num_threads`` CPU threads (default 1)."""
+
+    @functools.wraps(method)
+    def wrapper(self: ModelAdapter, *args: Any, **kwargs: Any) -> Any:
+        with cpu_threads(getattr(self.config, "num_threads", 1)):
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def average_samples(sample: Callable[[int], np.ndarray], n_samples: int) -> np.ndarray:

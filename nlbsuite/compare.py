@@ -1,8 +1,10 @@
 """Compare two result folders metric by metric: the CI regression gate.
 
-Runs are matched by (dataset key, phase, model, preset); each metric is averaged over seeds.
-A metric *regresses* when it moves the wrong way (per :data:`METRICS`) by more than the
-tolerance. Runs present on one side only are listed, never counted as regressions.
+Runs are matched by their :class:`~nlbsuite.results.RunKey` (model, preset, config hash,
+dataset, bin width, phase), the leaderboard's rows, so two configs of one model are never
+mixed; each metric is averaged over seeds. A metric *regresses* when it moves the wrong way
+(per :data:`METRICS`) by more than the tolerance. Runs present on one side only are listed
+and counted in the verdict, never compared with anything else.
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ from tabulate import tabulate
 
 from nlbsuite.evaluation import METRICS
 from nlbsuite.leaderboard import metric_order
-from nlbsuite.results import ResultRecord, load_records
-
-RunKey = tuple[str, str, str, str]  # (dataset key, phase, model, preset)
+from nlbsuite.results import ResultRecord, RunKey, load_records
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Change:
 def _means(records: list[ResultRecord]) -> dict[RunKey, dict[str, float]]:
     sums: dict[RunKey, dict[str, list[float]]] = {}
     for r in records:
-        per = sums.setdefault((r.dataset_key, r.phase, r.model, r.preset), {})
+        per = sums.setdefault(r.run_key, {})
         for m, v in r.metrics.items():
             per.setdefault(m, []).append(v)
     return {k: {m: float(np.mean(v)) for m, v in ms.items()} for k, ms in sums.items()}
@@ -61,7 +61,10 @@ def compare_dirs(
             regressions += [ch] if bad else []
             rows.append(
                 [
-                    *key,
+                    key.dataset_key,
+                    key.phase,
+                    key.model,
+                    f"{key.preset}-{key.config_hash}",
                     metric,
                     f"{ch.base:.4f}",
                     f"{ch.new:.4f}",
@@ -76,7 +79,7 @@ def compare_dirs(
                 "dataset",
                 "phase",
                 "model",
-                "preset",
+                "preset-config",
                 "metric",
                 "base",
                 "new",
@@ -87,14 +90,16 @@ def compare_dirs(
             disable_numparse=True,
         )
     ]
-    for label, only in (
-        ("only in base", set(base) - set(new)),
-        ("only in new", set(new) - set(base)),
-    ):
-        lines += [f"- {label}: {' / '.join(k)}" for k in sorted(only)]
+    only_base, only_new = sorted(set(base) - set(new)), sorted(set(new) - set(base))
+    for label, only in (("only in base", only_base), ("only in new", only_new)):
+        lines += [f"- {label}: {key.label()}" for key in only]
     verdict = (
         f"{len(regressions)} regression(s) beyond tolerance {tolerance}"
         if regressions
         else f"no regression beyond tolerance {tolerance}"
+    )
+    verdict += (
+        f" ({len(set(base) & set(new))} run(s) compared, {len(only_base)} only in base, "
+        f"{len(only_new)} only in new)"
     )
     return "\n".join([*lines, "", verdict]) + "\n", regressions

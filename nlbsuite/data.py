@@ -146,6 +146,19 @@ class Rates:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
+def _read_only(a: np.ndarray | None) -> np.ndarray | None:
+    """A read-only view of ``a``; of a copy when ``a`` is a view into a larger buffer, whose
+    other entries (e.g. held-out neurons) its ``base`` would expose."""
+    if a is None:
+        return None
+    a = np.asarray(a)
+    if a.base is not None and getattr(a.base, "nbytes", None) != a.nbytes:
+        a = a.copy()
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 @dataclass
 class PhaseData:
     """One dataset at one bin width and phase: everything a run needs.
@@ -155,6 +168,8 @@ class PhaseData:
     ``eval_spikes_heldout`` is set in the val phase of tensor files that carry it (it is
     the model-input-aligned version; scoring uses ``target.eval_spikes_heldout``).
     ``target`` is hidden from models; ``truth`` exists for synthetic data only.
+    ``forward_bins`` keeps the forward window's length in a :meth:`model_input` whose data
+    carries no forward spikes.
     """
 
     dataset: str
@@ -171,6 +186,7 @@ class PhaseData:
     truth: GroundTruth | None = None
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    forward_bins: int | None = None
 
     @property
     def key(self) -> str:
@@ -198,7 +214,7 @@ class PhaseData:
             return fwd.shape[1]
         if self.target is not None and self.target.eval_spikes_heldin_forward is not None:
             return self.target.eval_spikes_heldin_forward.shape[1]
-        return 0
+        return self.forward_bins or 0
 
     def rate_shapes(self) -> dict[str, tuple[int, int, int]]:
         """Shape of each :class:`Rates` array a prediction for this data must have."""
@@ -215,8 +231,21 @@ class PhaseData:
         return shapes
 
     def model_input(self) -> PhaseData:
-        """A copy without the evaluation target and ground truth: all a model may see."""
-        return dataclasses.replace(self, target=None, truth=None, eval_spikes_heldout=None)
+        """All a model may see: the model-input arrays as read-only views, with the dataset
+        name, bin width, phase and sizes; no evaluation target, ground truth, eval held-out
+        spikes, source or metadata (file paths, generator seeds, condition labels)."""
+        return PhaseData(
+            dataset=self.dataset,
+            bin_width_ms=self.bin_width_ms,
+            phase=self.phase,
+            train_spikes_heldin=_read_only(self.train_spikes_heldin),
+            train_spikes_heldout=_read_only(self.train_spikes_heldout),
+            eval_spikes_heldin=_read_only(self.eval_spikes_heldin),
+            train_spikes_heldin_forward=_read_only(self.train_spikes_heldin_forward),
+            train_spikes_heldout_forward=_read_only(self.train_spikes_heldout_forward),
+            train_behavior=_read_only(self.train_behavior),
+            forward_bins=None if self.train_spikes_heldin_forward is not None else self.n_forward,
+        )
 
     def train_spikes_full(self) -> np.ndarray:
         """Train spikes (trial, time + forward, heldin + heldout), the usual model target."""
@@ -395,3 +424,107 @@ def eval_target_from_h5(path: str | Path, key: str) -> EvalTarget:
         if k in kwargs:
             kwargs[k] = [np.asarray(ix) for ix in kwargs[k]]
     return EvalTarget(**kwargs)
+
+
+# ----------------------------------------------------------------------------------------
+# Rebinning
+# ----------------------------------------------------------------------------------------
+
+
+def _sum_bins(x: np.ndarray | None, factor: int, what: str) -> np.ndarray | None:
+    """(trial, time, neuron) counts summed over groups of ``factor`` bins along time; NaN
+    where the group's first bin is NaN (nlb_tools' ``resample`` rule for spikes)."""
+    if x is None:
+        return None
+    require(
+        x.shape[1] % factor == 0,
+        f"rebin: '{what}' has {x.shape[1]} bins, not a multiple of the factor {factor}",
+    )
+    grouped = x.reshape(x.shape[0], x.shape[1] // factor, factor, *x.shape[2:])
+    out = np.nansum(grouped, axis=2)
+    first = grouped[:, :, 0]
+    return np.where(np.isnan(first), np.nan, out) if np.isnan(first).any() else out
+
+
+def _mean_bins(x: np.ndarray | None, factor: int, what: str) -> np.ndarray | None:
+    """(trial, time, dim) signal averaged over groups of ``factor`` bins; 2-D arrays
+    (trial, field) are per-trial values and pass unchanged."""
+    if x is None or x.ndim != 3:
+        return x
+    require(
+        x.shape[1] % factor == 0,
+        f"rebin: '{what}' has {x.shape[1]} bins, not a multiple of the factor {factor}",
+    )
+    return x.reshape(x.shape[0], x.shape[1] // factor, factor, x.shape[2]).mean(axis=2)
+
+
+def rebin(data: PhaseData, factor: int) -> PhaseData:
+    """``data`` at ``factor`` times its bin width: every spike count (model inputs, forward
+    windows, eval targets) and true rate is summed over consecutive groups of ``factor``
+    bins from each trial's first bin, PSTHs (expected counts per bin) too; behaviour and
+    latents are averaged over the group. Every time axis must be a multiple of ``factor``.
+
+    This approximates building the tensors at the wider bin from the NWB session: spike
+    sums are the same counts when trial starts fall on the wider grid; behaviour is a
+    group mean rather than nlb_tools' FIR decimation of the continuous signal. Data whose
+    target has jitter (DMFC_RSG) is refused: build it from NWB files at the wanted bin.
+    """
+    require(factor >= 1, f"rebin: factor must be a positive integer, got {factor}")
+    if factor == 1:
+        return data
+    target = data.target
+    if target is not None:
+        require(
+            target.eval_jitter is None and target.train_jitter is None,
+            f"rebin: {data.key} has jittered trials; build it at the wanted bin width "
+            "from the NWB files (nlbsuite prepare --bin)",
+        )
+        target = dataclasses.replace(
+            target,
+            eval_spikes_heldout=_sum_bins(
+                target.eval_spikes_heldout, factor, "eval_spikes_heldout"
+            ),
+            eval_spikes_heldin_forward=_sum_bins(
+                target.eval_spikes_heldin_forward, factor, "eval_spikes_heldin_forward"
+            ),
+            eval_spikes_heldout_forward=_sum_bins(
+                target.eval_spikes_heldout_forward, factor, "eval_spikes_heldout_forward"
+            ),
+            train_behavior=_mean_bins(target.train_behavior, factor, "train_behavior"),
+            eval_behavior=_mean_bins(target.eval_behavior, factor, "eval_behavior"),
+            psth=_sum_bins(target.psth, factor, "psth"),
+        )
+    truth = data.truth
+    if truth is not None:
+        summed = {
+            f.name: _sum_bins(getattr(truth, f.name), factor, f.name)
+            for f in dataclasses.fields(truth)
+            if f.name.endswith(("heldin", "heldout", "forward"))
+        }
+        latents = {
+            k: _mean_bins(getattr(truth, k), factor, k) for k in ("train_latents", "eval_latents")
+        }
+        truth = dataclasses.replace(truth, **summed, **latents)
+    width = data.bin_width_ms * factor
+    spikes = {
+        name: _sum_bins(getattr(data, name), factor, name)
+        for name in (
+            "train_spikes_heldin",
+            "train_spikes_heldout",
+            "eval_spikes_heldin",
+            "train_spikes_heldin_forward",
+            "train_spikes_heldout_forward",
+            "eval_spikes_heldout",
+        )
+    }
+    note = f"summed over groups of {factor} bins: {data.bin_width_ms} -> {width} ms"
+    return dataclasses.replace(
+        data,
+        **spikes,
+        bin_width_ms=width,
+        train_behavior=_mean_bins(data.train_behavior, factor, "train_behavior"),
+        target=target,
+        truth=truth,
+        source=f"{data.source} ({note})" if data.source else note,
+        meta={**data.meta, "rebinned_from_ms": data.bin_width_ms},
+    )

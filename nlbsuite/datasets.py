@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from nlbsuite.data import BIN_WIDTHS_MS, PHASES, PhaseData, phase_data_from_h5
+from nlbsuite.data import BIN_WIDTHS_MS, PHASES, PhaseData, phase_data_from_h5, rebin
 from nlbsuite.errors import UserError, require
 from nlbsuite.registry import did_you_mean
 
@@ -73,7 +73,9 @@ def load_dataset(
     """Load ``dataset`` for ``phase`` ("val" or "test").
 
     ``path``: a tensor file in nlb_tools' h5 layout (then ``dataset`` may be None and is taken
-    from the file name); ``target``: its eval-target file. ``seed`` is the data seed of
+    from the file name; its bin width too, ``_20`` in the name meaning 20 ms, else 5 ms);
+    ``target``: its eval-target file. A ``bin_width_ms`` wider than the file's rebins it
+    (:func:`~nlbsuite.data.rebin`: spikes summed over groups of bins). ``seed`` is the data seed of
     generated datasets (Lorenz), not the model seed. ``nwb``: NWB files for NLB datasets.
     """
     require(phase in PHASES, f"expected one of {', '.join(PHASES)}", "phase", phase)
@@ -85,13 +87,22 @@ def load_dataset(
             bin_width_ms,
         )
     if path is not None:
-        return phase_data_from_h5(
+        data = phase_data_from_h5(
             path,
             dataset=None if dataset in (None, "lorenz") else dataset,
-            bin_width_ms=bin_width_ms,
             phase=phase,
             target_path=target,
         )
+        if bin_width_ms is None or bin_width_ms == data.bin_width_ms:
+            return data
+        require(
+            bin_width_ms % data.bin_width_ms == 0,
+            f"{path} has {data.bin_width_ms} ms bins; it can only be rebinned to a multiple "
+            "of that",
+            "bin_width_ms",
+            bin_width_ms,
+        )
+        return rebin(data, bin_width_ms // data.bin_width_ms)
     if dataset in LORENZ_DATASETS:
         from nlbsuite.lorenz import make_lorenz
 

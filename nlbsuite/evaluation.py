@@ -1048,6 +1048,166 @@ def _float_array(value: Any, where: str, expected: str, ndim: int | tuple[int, .
     return arr if arr.dtype.kind == "f" else arr.astype(np.float64)
 
 
+# ----------------------------------------------------------------------------------------
+# Submission rules: the one rule set that scoring enforces and ``validate`` lists
+# ----------------------------------------------------------------------------------------
+
+_DESCRIBE = {
+    "train_rates_heldin": "train trials, bins, held-in neurons",
+    "train_rates_heldout": "train trials, bins, held-out neurons",
+    "eval_rates_heldin": "eval trials, bins, held-in neurons",
+    "eval_rates_heldout": "eval trials, bins, held-out neurons",
+    "eval_rates_heldin_forward": "eval trials, forward bins, held-in neurons",
+    "eval_rates_heldout_forward": "eval trials, forward bins, held-out neurons",
+}
+_FORWARD = ("eval_rates_heldin_forward", "eval_rates_heldout_forward")
+_GROUPS_EXPECTED = "expected groups named by dataset key, e.g. 'mc_maze' or 'mc_maze_20'"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of the submission rules: ``severity`` is "error" (scoring refuses it;
+    EvalAI would fail or score it wrongly) or "warning" (scored, but probably not meant).
+    ``where``: ``key/array``, a dataset key, or "" for the whole file."""
+
+    severity: str
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.where}: {self.message}"
+
+
+def first_error(problems: list[Problem], source: str) -> None:
+    """Raise the first error of ``problems`` as one line that starts with ``source`` (e.g.
+    ``submission path/to/file.h5``); warnings pass."""
+    for p in problems:
+        if p.severity == "error":
+            raise UserError(
+                f"{source}: {p.where}: {p.message}" if p.where else f"{source}: {p.message}"
+            )
+
+
+def _fmt(shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
+
+
+def rate_problems(arr: np.ndarray, where: str) -> list[Problem]:
+    """Errors in the values of one numeric rate array: NaN, infinite, negative or all-zero
+    rates, with their counts. One min and one max pass when there is none."""
+    if arr.size == 0:
+        return []
+    low, high = arr.min(), arr.max()  # NaN if any value is NaN
+    if low >= 0 and 0 < high < np.inf:
+        return []
+    out = []
+    n_nan = int(np.isnan(arr).sum())
+    if n_nan:
+        out.append(Problem("error", where, f"{n_nan} NaN values (rates must be finite)"))
+    n_inf = int(np.isinf(arr).sum())
+    if n_inf:
+        out.append(Problem("error", where, f"{n_inf} infinite values (rates must be finite)"))
+    finite = arr[np.isfinite(arr)]
+    if finite.size and finite.min() < 0:
+        out.append(
+            Problem(
+                "error",
+                where,
+                f"{int((finite < 0).sum())} negative rates (min {finite.min():.4g}); "
+                "rates must be >= 0",
+            )
+        )
+    if not np.any(arr):
+        out.append(Problem("error", where, "all rates are zero"))
+    return out
+
+
+def _silent_neurons(arr: np.ndarray, where: str) -> list[Problem]:
+    """A warning for neurons whose rates are zero everywhere. ``arr``: (trial, time, neuron)."""
+    if not arr.size or not np.any(arr):
+        return []
+    silent = int((~np.any(arr.reshape(-1, arr.shape[2]), axis=0)).sum())
+    if not silent:
+        return []
+    return [
+        Problem(
+            "warning", where, f"{silent} neuron(s) with all-zero rates (scored as 1e-9 per bin)"
+        )
+    ]
+
+
+def _consistency_problems(key: str, shapes: dict[str, tuple[int, ...]]) -> list[Problem]:
+    """Trials, bins and neuron counts must agree between the arrays of one group."""
+    pairs = [
+        ("train_rates_heldin", "train_rates_heldout", (0, 1), "trials and bins"),
+        ("eval_rates_heldin", "eval_rates_heldout", (0, 1), "trials and bins"),
+        ("eval_rates_heldin_forward", "eval_rates_heldout_forward", (0, 1), "trials and bins"),
+        ("eval_rates_heldin", "eval_rates_heldin_forward", (0, 2), "trials and neurons"),
+        ("eval_rates_heldout", "eval_rates_heldout_forward", (0, 2), "trials and neurons"),
+        ("train_rates_heldin", "eval_rates_heldin", (1, 2), "bins and neurons"),
+        ("train_rates_heldout", "eval_rates_heldout", (1, 2), "bins and neurons"),
+    ]
+    out = []
+    for a, b, axes, what in pairs:
+        if (
+            a in shapes
+            and b in shapes
+            and [shapes[a][i] for i in axes] != [shapes[b][i] for i in axes]
+        ):
+            out.append(
+                Problem(
+                    "error",
+                    f"{key}/{b}",
+                    f"shape {shapes[b]} does not match {a} {shapes[a]} in {what}",
+                )
+            )
+    return out
+
+
+_H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError)  # h5py's, on damaged content
+
+
+def _damaged(source: Any, where: str, exc: Exception) -> Problem:
+    """A damaged-file error for h5py ``source``; re-raises ``exc`` for in-memory input."""
+    if not isinstance(source, h5py.Group):  # h5py.File is a Group
+        raise exc
+    return Problem("error", where, f"damaged HDF5 content ({exc})")
+
+
+def tree_problems(tree: Any, target_tree: Any | None = None) -> tuple[list[str], list[Problem]]:
+    """The dataset keys of a submission file (or dict) whose groups can be checked, and the
+    problems of its layout: no groups, a top-level item that is not a group, an unknown
+    dataset key, damaged file content (errors); a key the target file lacks (warning)."""
+    try:
+        return _tree_problems(tree, target_tree)
+    except _H5_ERRORS as exc:
+        return [], [_damaged(tree, "", exc)]
+
+
+def _tree_problems(tree: Any, target_tree: Any | None) -> tuple[list[str], list[Problem]]:
+    keys, problems = [], []
+    names = list(tree)
+    if not names:
+        problems.append(Problem("error", "", f"no dataset groups ({_GROUPS_EXPECTED})"))
+    for key in names:
+        if not isinstance(tree[key], (h5py.Group, Mapping)):
+            problems.append(
+                Problem("error", key, f"top-level item is not a group ({_GROUPS_EXPECTED})")
+            )
+            continue
+        try:
+            parse_dataset_key(key)
+        except UserError as exc:
+            problems.append(Problem("error", key, str(exc)))
+            continue
+        if target_tree is not None and key not in target_tree:
+            problems.append(
+                Problem("warning", key, "not in the target file; it will not be scored")
+            )
+        keys.append(key)
+    return keys, problems
+
+
 class Evaluator:
     """Official scorer of one NLB dataset key (``mc_maze``, ``mc_maze_20``, ``dmfc_rsg``, ...).
 
@@ -1148,55 +1308,138 @@ class Evaluator:
             shapes["eval_rates_heldout_forward"] = (n_eval, n_fwd, n_out)
         return shapes
 
-    def check(self, submission: Any, target: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Read and check both groups; returns (submission arrays, target arrays).
+    def _shapes(self, target: Any | None) -> dict[str, tuple[int | None, ...]]:
+        """Expected shapes per array: from ``target`` when given, else from the NLB sizes
+        with any trial count (None); empty for data of no fixed size."""
+        if target is not None:
+            return dict(self.expected_shapes(target))
+        shape = NLB_SHAPES.get(self.dataset)
+        if shape is None:
+            return {}
+        bins, fwd = shape.bins(self.bin_width_ms)
+        return {
+            name: (
+                None,
+                fwd if name in _FORWARD else bins,
+                shape.n_heldin if name.endswith(("heldin", "heldin_forward")) else shape.n_heldout,
+            )
+            for name in SUBMISSION_KEYS
+        }
 
-        Raises :class:`UserError` naming the key and the expected shape on any mismatch.
+    def problems(
+        self, submission: Any, target: Any | None = None, *, warnings: bool = True
+    ) -> tuple[dict[str, np.ndarray], list[Problem]]:
+        """The rule set of one submission group (dict or h5py group): the arrays that passed
+        (float; integers as float64) and every problem found.
+
+        Errors: a missing required array (train rates are required unless the dataset is
+        DMFC_RSG or ``target`` has no behaviour to decode), one forward array without the
+        other, an item that is no numeric array, a shape other than (trial, time, neuron) of
+        the expected sizes (``target``'s, else the NLB sizes), NaN / infinite / negative /
+        all-zero rates, arrays that disagree in trials, bins or neurons. Warnings (only with
+        ``warnings``): dtype not float32, no forward arrays, silent neurons, unknown keys,
+        DMFC_RSG train rates (ignored). A damaged h5 group is one error.
         """
-        shapes = self.expected_shapes(target)
-        sub: dict[str, np.ndarray] = {}
+        try:
+            return self._problems(submission, target, warnings)
+        except _H5_ERRORS as exc:
+            return {}, [_damaged(submission, self.key, exc)]
+
+    def _problems(
+        self, submission: Any, target: Any | None, warnings: bool
+    ) -> tuple[dict[str, np.ndarray], list[Problem]]:
+        try:
+            shapes = self._shapes(target)
+        except UserError as exc:
+            shapes, problems = self._shapes(None), [Problem("error", "", str(exc))]
+        else:
+            problems = []
+        decodes = target is None or ("train_behavior" in target and "eval_behavior" in target)
         required = ["eval_rates_heldin", "eval_rates_heldout"]
-        decodes = "train_behavior" in target and "eval_behavior" in target
         if self.needs_train_rates and decodes:
             required = ["train_rates_heldin", "train_rates_heldout", *required]
-        optional = ["eval_rates_heldin_forward", "eval_rates_heldout_forward"]
-        for name in required + optional:
-            value = _read(submission, name)
-            expected = shapes.get(name)
-            exp_txt = str(expected) if expected else "(trial, time, neuron)"
-            if value is None:
-                if name in optional:
-                    continue
-                raise UserError(
-                    f"submission '{self.key}': missing key '{name}' (expected shape {exp_txt})"
+        arrays: dict[str, np.ndarray] = {}
+        seen: dict[str, tuple[int, ...]] = {}
+        for name in SUBMISSION_KEYS:
+            where = f"{self.key}/{name}"
+            exp = shapes.get(name)
+            exp_txt = f"{_fmt(exp)} ({_DESCRIBE[name]})" if exp else f"({_DESCRIBE[name]})"
+            if name.startswith("train_") and not self.needs_train_rates:
+                if warnings and name in submission:
+                    problems.append(
+                        Problem(
+                            "warning",
+                            where,
+                            "DMFC_RSG is scored without train rates; this array is ignored",
+                        )
+                    )
+                continue
+            if name not in submission:
+                other = _FORWARD[1 - _FORWARD.index(name)] if name in _FORWARD else None
+                if name in required:
+                    problems.append(
+                        Problem("error", where, f"missing key; expected shape {exp_txt}")
+                    )
+                elif other is not None and other in submission:
+                    problems.append(
+                        Problem(
+                            "error", where, f"missing key; {other} is given (give both or neither)"
+                        )
+                    )
+                elif warnings and other is not None:
+                    problems.append(Problem("warning", where, "missing key; no fp-bps without it"))
+                continue
+            item = submission[name]
+            if isinstance(item, (h5py.Group, Mapping)):
+                problems.append(Problem("error", where, f"is a group; expected an array {exp_txt}"))
+                continue
+            arr = np.asarray(read_dataset(item) if isinstance(item, h5py.Dataset) else item)
+            if arr.dtype.kind not in "fiu":
+                problems.append(Problem("error", where, f"dtype {arr.dtype}; expected float32"))
+                continue
+            if warnings and arr.dtype != np.float32:
+                problems.append(
+                    Problem(
+                        "warning",
+                        where,
+                        f"dtype {arr.dtype}; EvalAI submissions are float32 (nlb_tools reads "
+                        "any number as float64)",
+                    )
                 )
-            arr = _float_array(value, f"submission '{self.key}/{name}'", exp_txt, 3)
-            if expected is not None and arr.shape != expected:
-                raise UserError(
-                    f"submission '{self.key}/{name}': expected shape {expected}, got {arr.shape}"
-                )
-            sub[name] = arr
-        if ("eval_rates_heldin_forward" in sub) != ("eval_rates_heldout_forward" in sub):
-            raise UserError(
-                f"submission '{self.key}': give both eval_rates_heldin_forward and "
-                "eval_rates_heldout_forward, or neither"
-            )
-        n_in = sub["eval_rates_heldin"].shape[2]
-        for name in ("train_rates_heldin", "eval_rates_heldin_forward"):
-            if name in sub and sub[name].shape[2] != n_in:
-                raise UserError(
-                    f"submission '{self.key}/{name}': {sub[name].shape[2]} held-in "
-                    f"neurons, but eval_rates_heldin has {n_in}"
-                )
-        if (
-            "train_rates_heldin" in sub
-            and sub["train_rates_heldin"].shape[:2] != sub["train_rates_heldout"].shape[:2]
-        ):
-            raise UserError(
-                f"submission '{self.key}/train_rates_heldin': shape "
-                f"{sub['train_rates_heldin'].shape} does not match train_rates_heldout "
-                f"{sub['train_rates_heldout'].shape} in trials and bins"
-            )
+            if arr.ndim != 3:
+                problems.append(Problem("error", where, f"shape {arr.shape}; expected {exp_txt}"))
+                continue
+            if exp and any(e is not None and e != a for e, a in zip(exp, arr.shape, strict=True)):
+                problems.append(Problem("error", where, f"shape {arr.shape}; expected {exp_txt}"))
+            seen[name] = arr.shape
+            problems += rate_problems(arr, where)
+            if warnings:
+                problems += _silent_neurons(arr, where)
+            arrays[name] = arr if arr.dtype.kind == "f" else arr.astype(np.float64)
+        if warnings:
+            for name in submission:
+                if name not in SUBMISSION_KEYS:
+                    problems.append(
+                        Problem(
+                            "warning",
+                            f"{self.key}/{name}",
+                            f"unexpected key; the evaluator reads only {', '.join(SUBMISSION_KEYS)}",
+                        )
+                    )
+        problems += _consistency_problems(self.key, seen)
+        return arrays, problems
+
+    def check(
+        self, submission: Any, target: Any, *, source: str = "submission"
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Read and check both groups; returns (submission arrays, target arrays).
+
+        Raises :class:`UserError` for a bad target group, or for the first error of
+        :meth:`problems` as one line ``{source}: {key}/{array}: {what is wrong}``.
+        """
+        shapes = self.expected_shapes(target)
+        sub, problems = self.problems(submission, target, warnings=False)
+        first_error(problems, source)
 
         tgt: dict[str, Any] = {}
         n_eval, n_bins, _ = shapes["eval_rates_heldout"]
@@ -1272,13 +1515,15 @@ class Evaluator:
         n_boot: int = 0,
         seed: int = 0,
         confidence: float = 0.95,
+        source: str = "submission",
     ) -> Scores:
         """Score one key's submission group against its target group (dicts or h5 groups).
 
         ``n_boot`` > 0 adds bootstrap intervals (eval trials resampled with replacement,
-        seeded by ``seed``) at level ``confidence``; see :class:`Scores`.
+        seeded by ``seed``) at level ``confidence``; see :class:`Scores`. ``source`` starts
+        error messages (e.g. ``submission path/to/file.h5``).
         """
-        sub, tgt = self.check(submission, target)
+        sub, tgt = self.check(submission, target, source=source)
         return _score_arrays(
             self.dataset, self.key, sub, tgt, n_boot=n_boot, seed=seed, confidence=confidence
         )
@@ -1291,7 +1536,8 @@ class Evaluator:
 
 @contextmanager
 def open_h5_tree(source: str | Path | Mapping[str, Any], role: str) -> Iterator[Any]:
-    """Yield a mapping of dataset key -> group for a file path or an in-memory dict."""
+    """Yield a mapping of dataset key -> group for a file path or an in-memory dict; h5py's
+    errors while it is read (damaged or truncated content) become one :class:`UserError`."""
     if isinstance(source, Mapping):
         yield source
         return
@@ -1305,8 +1551,11 @@ def open_h5_tree(source: str | Path | Mapping[str, Any], role: str) -> Iterator[
         f = h5py.File(path, "r")
     except OSError:
         raise UserError(f"{role} {path}: not an HDF5 file") from None
-    with f:
-        yield f
+    try:
+        with f:
+            yield f
+    except (OSError, KeyError, RuntimeError) as exc:  # h5py's errors for damaged content
+        raise UserError(f"{role} {path}: damaged HDF5 file ({exc})") from None
 
 
 def _dataset_keys(tree: Any, role: str) -> list[str]:
@@ -1340,16 +1589,17 @@ def score_by_key(
 
     Both are nlb_tools-layout files (``submission.h5`` and ``eval_target.h5`` /
     ``eval_data_*.h5``) or dicts. Keys in the submission without a target group are left
-    out and, if ``skipped`` is a list, appended to it. Raises :class:`UserError` for an
-    unknown dataset key or when no key can be scored.
+    out and, if ``skipped`` is a list, appended to it. Raises :class:`UserError` for the
+    first error of the submission rules (:func:`tree_problems`, :meth:`Evaluator.problems`:
+    what ``nlbsuite validate`` lists) or when no key can be scored.
     """
+    label = "submission" if isinstance(submission, Mapping) else f"submission {submission}"
     with ExitStack() as stack:
         sub_tree = stack.enter_context(open_h5_tree(submission, "submission"))
         tgt_tree = stack.enter_context(open_h5_tree(target, "target"))
-        sub_keys = _dataset_keys(sub_tree, "submission")
         tgt_keys = set(_dataset_keys(tgt_tree, "target"))
-        for k in sub_keys:
-            parse_dataset_key(k)
+        sub_keys, problems = tree_problems(sub_tree)
+        first_error(problems, label)
         out: dict[str, Scores] = {}
         for k in _ordered_keys(sub_keys):
             if k not in tgt_keys:
@@ -1357,12 +1607,17 @@ def score_by_key(
                     skipped.append(k)
                 continue
             out[k] = Evaluator(k).eval(
-                sub_tree[k], tgt_tree[k], n_boot=n_boot, seed=seed, confidence=confidence
+                sub_tree[k],
+                tgt_tree[k],
+                n_boot=n_boot,
+                seed=seed,
+                confidence=confidence,
+                source=label,
             )
         if not out:
             raise UserError(
-                f"nothing to score: submission has {', '.join(sub_keys) or 'no dataset groups'}"
-                f", target has {', '.join(sorted(tgt_keys)) or 'no dataset groups'}"
+                f"nothing to score: submission has {', '.join(sub_keys)}, target has "
+                f"{', '.join(sorted(tgt_keys)) or 'no dataset groups'}"
             )
         return out
 

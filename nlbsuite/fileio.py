@@ -72,3 +72,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically (see the module docstring)."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_move(src: str | Path, dest: str | Path) -> Path:
+    """Put the finished file ``src`` (in ``dest``'s folder, e.g. a completed download) at
+    ``dest`` in one step: flushed to disk, then renamed over ``dest``."""
+    src, dest = Path(src), Path(dest)
+    with open(src, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(src, dest)
+    _fsync_dir(dest.parent)
+    return dest

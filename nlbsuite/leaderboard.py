@@ -1,9 +1,9 @@
 """The leaderboard, generated from result records (never edited by hand).
 
-One table per dataset key and phase: a row per (model, preset, config), each metric as
-mean ± std over seeds, the best mean per metric in bold (direction from
-:data:`nlbsuite.evaluation.METRICS`). Written as ``README.md`` (markdown via tabulate) and
-``leaderboard.csv`` next to the results folder.
+One table per dataset key and phase: a row per run key (:class:`~nlbsuite.results.RunKey`:
+model, preset, config hash on that dataset phase), each metric as mean ± std over seeds, the
+best mean per metric in bold (direction from :data:`nlbsuite.evaluation.METRICS`). Written
+as ``README.md`` (markdown via tabulate) and ``leaderboard.csv`` next to the results folder.
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ import numpy as np
 from tabulate import tabulate
 
 from nlbsuite.evaluation import METRICS
-from nlbsuite.fileio import atomic_write_text
-from nlbsuite.results import ResultRecord, load_records
+from nlbsuite.results import ResultRecord, RunKey, load_records, results_lock, write_result_file
 
 GroupKey = tuple[str, str]  # (dataset key, phase)
-RowKey = tuple[str, str, str]  # (model, preset, config hash)
 
 
 @dataclass
@@ -46,35 +44,31 @@ def metric_order(names: set[str]) -> list[str]:
 
 
 def aggregate(records: list[ResultRecord]) -> dict[GroupKey, list[Row]]:
-    """Group records by (dataset key, phase) and (model, preset, config hash)."""
-    grouped: dict[GroupKey, dict[RowKey, list[ResultRecord]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
+    """One row per run key (over seeds), grouped in tables by (dataset key, phase)."""
+    by_key: dict[RunKey, list[ResultRecord]] = defaultdict(list)
     for rec in records:
-        grouped[(rec.dataset_key, rec.phase)][(rec.model, rec.preset, rec.config_hash)].append(rec)
-    tables: dict[GroupKey, list[Row]] = {}
-    for gkey in sorted(grouped):
-        rows = []
-        for (model, preset, chash), recs in sorted(grouped[gkey].items()):
-            names = {m for r in recs for m in r.metrics}
-            stats = {}
-            for name in names:
-                vals = np.array([r.metrics[name] for r in recs if name in r.metrics], dtype=float)
-                stats[name] = (float(np.mean(vals)), float(np.std(vals)))
-            rows.append(
-                Row(
-                    model,
-                    preset,
-                    chash,
-                    sorted(r.seed for r in recs),
-                    recs[0].config,
-                    max(r.n_parameters for r in recs),
-                    float(np.mean([r.fit_seconds for r in recs])),
-                    stats,
-                )
+        by_key[rec.run_key].append(rec)
+    tables: dict[GroupKey, list[Row]] = defaultdict(list)
+    for key in sorted(by_key, key=lambda k: (k.dataset_key, k.phase, k)):
+        recs = by_key[key]
+        names = {m for r in recs for m in r.metrics}
+        stats = {}
+        for name in names:
+            vals = np.array([r.metrics[name] for r in recs if name in r.metrics], dtype=float)
+            stats[name] = (float(np.mean(vals)), float(np.std(vals)))
+        tables[(key.dataset_key, key.phase)].append(
+            Row(
+                key.model,
+                key.preset,
+                key.config_hash,
+                sorted(r.seed for r in recs),
+                recs[0].config,
+                max(r.n_parameters for r in recs),
+                float(np.mean([r.fit_seconds for r in recs])),
+                stats,
             )
-        tables[gkey] = rows
-    return tables
+        )
+    return dict(tables)
 
 
 def _best(rows: list[Row], metric: str) -> float | None:
@@ -198,11 +192,16 @@ def render_csv(tables: dict[GroupKey, list[Row]]) -> str:
 
 def write_leaderboard(results_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     """Regenerate ``README.md`` and ``leaderboard.csv`` in ``out_dir`` (default: the parent of
-    ``results_dir``) from every record in ``results_dir``. Returns the markdown path."""
+    ``results_dir``) from every record in ``results_dir``. Returns the markdown path.
+
+    Listing and writing hold the results folder's lock (:func:`results_lock`), so when
+    processes record runs at once the last table written holds every record.
+    """
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir is not None else results_dir.parent
-    tables = aggregate(load_records(results_dir))
     md = out / "README.md"
-    atomic_write_text(md, render_markdown(tables))
-    atomic_write_text(out / "leaderboard.csv", render_csv(tables))
+    with results_lock(results_dir):
+        tables = aggregate(load_records(results_dir))
+        write_result_file(md, render_markdown(tables))
+        write_result_file(out / "leaderboard.csv", render_csv(tables))
     return md

@@ -1,4 +1,5 @@
-"""What a result record says about where it came from: versions, git commit, date, hashes."""
+"""What a result record says about where it came from: versions, git commit, date, hashes
+of the data and of the model's code."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import datetime as _dt
 import hashlib
 import platform
 import subprocess
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -55,6 +57,29 @@ def git_commit(path: Path | None = None) -> str:
 
 def now_iso() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def code_fingerprint(cls: type) -> str:
+    """sha256 of the source file that defines ``cls``; for a model in a package folder under
+    ``baselines/`` (``baselines/lowrank_rnn/``), of every ``.py`` file of that package, so a
+    change anywhere in the model's code shows. "" when the class has no source file."""
+    module = sys.modules.get(cls.__module__)
+    file = getattr(module, "__file__", None)
+    if not file:
+        return ""
+    path = Path(file).resolve()
+    parts = cls.__module__.split(".")
+    package = sys.modules.get(".".join(parts[:2])) if parts[0] == "baselines" else None
+    package_init = Path(getattr(package, "__file__", None) or "")
+    if package_init.name == "__init__.py":  # baselines/<model>/ is a package: all of it
+        root = package_init.resolve().parent
+        files = sorted(root.rglob("*.py"))
+    else:
+        root, files = path.parent, [path]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def data_hash(data: PhaseData) -> str:

@@ -25,6 +25,8 @@ BUILTIN_MODELS: dict[str, str] = {
     "langevin_flow": "baselines.langevin_flow:LangevinFlow",
     "latent_sde": "baselines.latent_sde:LatentSDE",
     "lowrank_rnn": "baselines.lowrank_rnn:LowRankRNN",
+    "gpfa": "baselines.gpfa:GPFA",
+    "slds": "baselines.slds:SLDS",
 }
 
 

@@ -1,24 +1,64 @@
 """Result records: one self-describing JSON file per run, written atomically.
 
 A record names the model (with its preset, full config and config hash), the dataset (key,
-bin width, phase, data hash), the seed, every metric, fit/predict seconds, the parameter
-count, and the provenance (nlbsuite version, git commit, package versions, date).
+bin width, phase, data hash, a portable description of the source: file names, never
+folders), the seed, every metric, fit/predict seconds, the parameter count, and the
+provenance (nlbsuite version, the model code's fingerprint, git commit, package versions,
+date). :class:`RunKey` is the one definition of "the same run up to the seed", used by the
+leaderboard (rows) and ``compare`` (matching). Older record formats are migrated on load.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any, NamedTuple
 
 from nlbsuite.errors import UserError
-from nlbsuite.fileio import atomic_write_text
+from nlbsuite.fileio import atomic_write_bytes
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESULTS_ENV = "NLBSUITE_RESULTS"
+LOCK_NAME = ".lock"
+
+
+class RunKey(NamedTuple):
+    """What makes runs comparable: one model config on one dataset phase (seeds vary)."""
+
+    model: str
+    preset: str
+    config_hash: str
+    dataset: str
+    bin_width_ms: int
+    phase: str
+
+    @property
+    def dataset_key(self) -> str:
+        return self.dataset if self.bin_width_ms == 5 else f"{self.dataset}_{self.bin_width_ms}"
+
+    def label(self) -> str:
+        """``lorenz_20 / val / lowrank_rnn / cpu-3755e9ef16``"""
+        return (
+            f"{self.dataset_key} / {self.phase} / {self.model} / {self.preset}-{self.config_hash}"
+        )
+
+
+def _file_name(part: str) -> str:
+    if "\\" in part or part[1:3] in (":/", ":\\"):  # a Windows path
+        return PureWindowsPath(part).name
+    return PurePosixPath(part).name if "/" in part else part
+
+
+def portable_source(source: str) -> str:
+    """``source`` with every path cut to its file name: ``"/data/a.h5, /data/b.h5"`` ->
+    ``"a.h5, b.h5"``; descriptions without paths (``"lorenz(size=default, seed=0)"``) stay."""
+    return ", ".join(_file_name(part) for part in source.split(", "))
 
 
 @dataclass
@@ -41,6 +81,7 @@ class ResultRecord:
     data_hash: str = ""
     device: str = "cpu"
     nlbsuite_version: str = ""
+    code_fingerprint: str = ""
     git_commit: str = ""
     date: str = ""
     packages: dict[str, str] = field(default_factory=dict)
@@ -49,15 +90,22 @@ class ResultRecord:
     schema: int = SCHEMA_VERSION
 
     @property
+    def run_key(self) -> RunKey:
+        return RunKey(
+            self.model, self.preset, self.config_hash, self.dataset, self.bin_width_ms, self.phase
+        )
+
+    @property
     def dataset_key(self) -> str:
-        return self.dataset if self.bin_width_ms == 5 else f"{self.dataset}_{self.bin_width_ms}"
+        return self.run_key.dataset_key
 
     @property
     def run_id(self) -> str:
         """Unique name of the run: dataset key, phase, model, preset, config hash, seed."""
+        key = self.run_key
         return (
-            f"{self.dataset_key}__{self.phase}__{self.model}__{self.preset}-"
-            f"{self.config_hash}__seed{self.seed}"
+            f"{key.dataset_key}__{key.phase}__{key.model}__{key.preset}-{key.config_hash}"
+            f"__seed{self.seed}"
         )
 
     def to_json(self) -> str:
@@ -72,17 +120,73 @@ class ResultRecord:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "<dict>") -> ResultRecord:
-        names = {f.name for f in fields(cls)}
+        """A record from its JSON object, migrated from older schemas; a missing key or a
+        value of the wrong type is a :class:`UserError` naming ``source`` and the key."""
+        raw = migrate(raw, source)
         required = {
             f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
         }
         missing = sorted(required - set(raw))
         if missing:
             raise UserError(f"{source}: result record is missing key(s) {', '.join(missing)}")
-        if not isinstance(raw.get("metrics"), dict):
-            raise UserError(f"{source}: result record key 'metrics' must be an object")
-        metrics = {k: float("nan") if v is None else float(v) for k, v in raw["metrics"].items()}
-        return cls(**{**{k: v for k, v in raw.items() if k in names}, "metrics": metrics})
+        values = {
+            f.name: _checked(raw[f.name], f.type, f.name, source)
+            for f in fields(cls)
+            if f.name in raw
+        }
+        values["metrics"] = {
+            name: _checked(value, "float", f"metrics.{name}", source)
+            for name, value in values["metrics"].items()
+        }
+        return cls(**values)
+
+
+# JSON types a field's annotation allows; floats may be null (NaN) and accept integers.
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "dict": (dict,),
+}
+
+
+def _checked(value: Any, annotation: str, key: str, source: str) -> Any:
+    kind = annotation.split("[")[0].split(" |")[0]
+    if value is None and kind == "float":
+        return math.nan
+    if value is None and "None" in annotation:
+        return None
+    if isinstance(value, bool) or not isinstance(value, _JSON_TYPES[kind]):
+        expected = {"str": "a string", "int": "an integer", "float": "a number"}.get(
+            kind, "an object"
+        )
+        raise UserError(
+            f"{source}: result record key '{key}' must be {expected}, got {json.dumps(value)[:40]}"
+        )
+    return float(value) if kind == "float" else value
+
+
+def migrate(raw: dict[str, Any], source: str = "<dict>") -> dict[str, Any]:
+    """A record's JSON object in the current schema (:data:`SCHEMA_VERSION`).
+
+    Schema 1 -> 2: ``data_source`` paths become file names (no machine paths), and the
+    missing ``code_fingerprint`` becomes "" (matches no code, so the run is redone if asked).
+    """
+    schema = raw.get("schema", 1)
+    if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
+        raise UserError(f"{source}: result record key 'schema' must be 1 or 2, got {schema!r}")
+    if schema > SCHEMA_VERSION:
+        raise UserError(
+            f"{source}: result record schema {schema} is newer than this nlbsuite "
+            f"(reads up to {SCHEMA_VERSION}); upgrade nlbsuite"
+        )
+    raw = dict(raw)
+    if schema == 1:
+        if isinstance(raw.get("data_source"), str):
+            raw["data_source"] = portable_source(raw["data_source"])
+        raw.setdefault("code_fingerprint", "")
+    raw["schema"] = SCHEMA_VERSION
+    return raw
 
 
 def default_results_dir() -> Path:
@@ -97,34 +201,76 @@ def default_results_dir() -> Path:
     return cwd / "leaderboard" / "results"
 
 
+def write_result_file(path: Path, data: str | bytes) -> Path:
+    """Write a record, model or leaderboard file atomically; a full disk is a
+    :class:`UserError` naming ``path`` (nothing half-written, the old file intact)."""
+    try:
+        return atomic_write_bytes(path, data.encode() if isinstance(data, str) else data)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise UserError(
+                f"{path}: no space left on device; nothing written, earlier results intact"
+            ) from None
+        raise
+
+
+@contextlib.contextmanager
+def results_lock(results_dir: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``results_dir/.lock`` (POSIX ``flock``), so that "list the
+    records, write the leaderboard" runs one process at a time and the last writer's table
+    holds every record. Without ``fcntl`` or a writable folder it runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    try:
+        handle = open(Path(results_dir) / LOCK_NAME, "a")  # noqa: SIM115 - held across yield
+    except OSError:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # the lock is released when the file closes
+
+
 def record_path(results_dir: Path, record: ResultRecord) -> Path:
     return Path(results_dir) / f"{record.run_id}.json"
 
 
 def save_record(record: ResultRecord, results_dir: Path) -> Path:
-    path = record_path(results_dir, record)
-    atomic_write_text(path, record.to_json())
-    return path
+    return write_result_file(record_path(results_dir, record), record.to_json())
 
 
 def load_record(path: str | Path) -> ResultRecord:
     """Read one result JSON; a corrupt or incomplete file is a :class:`UserError`."""
     path = Path(path)
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path}: result file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a valid result JSON ({exc})") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: expected a result JSON file, found a folder") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
+        raise UserError(f"{path}: not a valid result JSON ({reason})") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: result JSON must be an object, got {type(raw).__name__}")
     return ResultRecord.from_dict(raw, source=str(path))
 
 
 def load_records(results_dir: str | Path) -> list[ResultRecord]:
-    """All records under ``results_dir`` (recursively), sorted by run id."""
+    """All records under ``results_dir`` (recursively), sorted by run id; two files for one
+    run (e.g. a copy in a subfolder) are a :class:`UserError`, never counted twice."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise UserError(f"{results_dir}: results directory not found")
-    records = [load_record(p) for p in sorted(results_dir.rglob("*.json"))]
+    by_id: dict[str, Path] = {}
+    records = []
+    for path in sorted(results_dir.rglob("*.json")):
+        rec = load_record(path)
+        if rec.run_id in by_id:
+            raise UserError(f"{path}: run {rec.run_id} is also recorded in {by_id[rec.run_id]}")
+        by_id[rec.run_id] = path
+        records.append(rec)
     return sorted(records, key=lambda r: r.run_id)

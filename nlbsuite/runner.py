@@ -2,7 +2,10 @@
 
 ``run(model, dataset, phase, seed)`` is the library form of ``nlbsuite run``; it returns the
 :class:`~nlbsuite.results.ResultRecord` and writes it (plus the pickled fitted model as the
-run's artifact) unless told not to. A finished run is not redone unless ``overwrite``.
+run's artifact) unless told not to. A record states exactly what ran: the seed and config of
+the adapter that was fitted, and the preset they came from ("custom" for an instance whose
+config matches no preset). A finished run is reused (and says so) only while its data, the
+nlbsuite version and the model's code are unchanged; otherwise it is redone (saying why).
 """
 
 from __future__ import annotations
@@ -10,23 +13,27 @@ from __future__ import annotations
 import os
 import pickle
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nlbsuite import __version__
 from nlbsuite.adapter import ModelAdapter, resolve_device, seed_everything
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.datasets import load_dataset
+from nlbsuite.errors import UserError
 from nlbsuite.evaluation import evaluate
-from nlbsuite.fileio import atomic_write_bytes
-from nlbsuite.provenance import data_hash, git_commit, now_iso, package_versions
+from nlbsuite.provenance import code_fingerprint, data_hash, git_commit, now_iso, package_versions
 from nlbsuite.registry import get_model_class
 from nlbsuite.results import (
     ResultRecord,
     default_results_dir,
     load_record,
+    portable_source,
     record_path,
     save_record,
+    write_result_file,
 )
 
 ARTIFACTS_ENV = "NLBSUITE_RUNS"
@@ -42,29 +49,67 @@ class Prediction:
     predict_seconds: float
 
 
+def _preset_of(adapter: ModelAdapter) -> list[str]:
+    """The presets whose config equals ``adapter``'s ("cpu", the default, first)."""
+    cls = type(adapter)
+    found = []
+    for name in sorted(cls.presets, key=lambda p: p != "cpu"):
+        try:
+            config = cls.make_config(name)
+        except UserError:  # a preset this config class cannot build
+            continue
+        if type(config) is type(adapter.config) and config.to_dict() == adapter.config.to_dict():
+            found.append(name)
+    return found
+
+
 def make_model(
     model: str | ModelAdapter,
-    preset: str = "cpu",
-    seed: int = 0,
+    preset: str | None = None,
+    seed: int | None = None,
     overrides: dict[str, Any] | None = None,
-) -> ModelAdapter:
-    """An adapter instance from a registered name (with preset and overrides) or as given."""
-    if isinstance(model, ModelAdapter):
-        return model
-    cls = get_model_class(model)
-    return cls(cls.make_config(preset, overrides), seed=seed)
+) -> tuple[ModelAdapter, str, int]:
+    """The adapter to run with the preset name and seed its record states.
+
+    A registered name is built from ``preset`` (default "cpu") with ``overrides`` and
+    ``seed`` (default 0). An instance runs as built, so its own seed and config are recorded:
+    a different ``seed``, a ``preset`` its config does not equal, or ``overrides`` are a
+    :class:`UserError`; its preset is the one its config equals, else "custom".
+    """
+    if not isinstance(model, ModelAdapter):
+        cls = get_model_class(model)
+        preset, seed = preset or "cpu", 0 if seed is None else seed
+        return cls(cls.make_config(preset, overrides), seed=seed), preset, seed
+    if seed is not None and seed != model.seed:
+        raise UserError(
+            f"seed={seed} but the model instance was built with seed={model.seed}; "
+            f"build it with seed={seed} or leave seed unset"
+        )
+    if overrides:
+        raise UserError(
+            f"overrides={overrides!r} cannot change a model instance; build it with that config"
+        )
+    presets = _preset_of(model)
+    if preset is not None and preset not in presets:
+        equal = f"preset '{presets[0]}'" if presets else "no preset"
+        raise UserError(
+            f"preset='{preset}' but the model instance's config equals {equal}; "
+            "leave preset unset to record what ran"
+        )
+    return model, preset or (presets[0] if presets else "custom"), model.seed
 
 
 def fit_predict(
     model: str | ModelAdapter,
     data: PhaseData,
     *,
-    preset: str = "cpu",
-    seed: int = 0,
+    preset: str | None = None,
+    seed: int | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> Prediction:
-    """Fit ``model`` on ``data.model_input()`` and predict rates for train and eval trials."""
-    adapter = make_model(model, preset, seed, overrides)
+    """Fit ``model`` on ``data.model_input()`` and predict rates for train and eval trials
+    (``model``, ``preset``, ``seed``, ``overrides`` as in :func:`make_model`)."""
+    adapter, _, seed = make_model(model, preset, seed, overrides)
     inputs = data.model_input()
     seed_everything(seed)
     start = time.perf_counter()
@@ -85,13 +130,11 @@ def default_artifacts_dir(results_dir: Path) -> Path:
 
 def save_artifact(model: ModelAdapter, path: Path) -> None:
     """Pickle the fitted adapter atomically."""
-    atomic_write_bytes(path, pickle.dumps(model))
+    write_result_file(path, pickle.dumps(model))
 
 
 def load_run_model(record: str | Path | ResultRecord) -> ModelAdapter:
     """The fitted adapter saved with a run (``record``: a result JSON path or record)."""
-    from nlbsuite.errors import UserError
-
     if isinstance(record, ResultRecord):
         rec, base = record, Path.cwd()
     else:
@@ -106,38 +149,73 @@ def load_run_model(record: str | Path | ResultRecord) -> ModelAdapter:
         return pickle.load(f)
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def reusable(path: Path, probe: ResultRecord) -> tuple[ResultRecord | None, str]:
+    """The finished record at ``path`` if it may stand for ``probe``'s run, else why not
+    ("" when there is none): same data, nlbsuite version and model code fingerprint."""
+    if not path.exists():
+        return None, ""
+    try:
+        old = load_record(path)
+    except UserError as exc:
+        return None, f"{exc}; replacing it"
+    where = shown(path)
+    if old.data_hash != probe.data_hash:
+        return None, f"data changed since {where}"
+    if old.nlbsuite_version != probe.nlbsuite_version:
+        return None, (
+            f"nlbsuite changed ({old.nlbsuite_version or 'unknown'} -> "
+            f"{probe.nlbsuite_version}) since {where}"
+        )
+    if not old.code_fingerprint:
+        return None, f"{where} has no model code fingerprint (an older record)"
+    if old.code_fingerprint != probe.code_fingerprint:
+        return None, f"model code changed since {where}"
+    return old, ""
+
+
 def run(
     model: str | ModelAdapter = "smoothing",
     dataset: str | PhaseData = "lorenz",
     phase: str = "val",
-    seed: int = 0,
+    seed: int | None = None,
     *,
-    preset: str = "cpu",
+    preset: str | None = None,
     overrides: dict[str, Any] | None = None,
     bin_width_ms: int | None = None,
     results_dir: str | Path | None = None,
     artifacts_dir: str | Path | None = None,
     overwrite: bool = False,
     save: bool = True,
+    log: Callable[[str], None] | None = print,
 ) -> ResultRecord:
     """Fit ``model`` on ``dataset``'s train trials, score its eval rates, record the result.
 
-    ``dataset`` is a registered name or a loaded :class:`PhaseData`. With ``save`` the
-    record goes to ``results_dir`` (default :func:`default_results_dir`) and the fitted model
-    to ``artifacts_dir``; an existing record for the same run and data is returned as is
-    unless ``overwrite``.
+    ``model``: a registered name (built from ``preset``, default "cpu", ``overrides`` and
+    ``seed``, default 0) or an adapter instance (run with its own seed and config; see
+    :func:`make_model`). ``dataset`` is a registered name or a loaded :class:`PhaseData`.
+    With ``save`` the record goes to ``results_dir`` (default :func:`default_results_dir`)
+    and the fitted model to ``artifacts_dir``. An existing record of the same run is
+    returned as is unless ``overwrite`` or it is stale (:func:`reusable`); ``log`` is told
+    which ("reused ..." or "rerunning: ...").
     """
+    say = log or (lambda _: None)
     data = (
         dataset
         if isinstance(dataset, PhaseData)
         else load_dataset(dataset, phase=phase, bin_width_ms=bin_width_ms)
     )
-    adapter = make_model(model, preset, seed, overrides)
-    name = adapter.info.name
-    digest = data_hash(data)
+    adapter, preset, seed = make_model(model, preset, seed, overrides)
     results = Path(results_dir) if results_dir is not None else default_results_dir()
-    probe = ResultRecord(
-        model=name,
+    record = ResultRecord(
+        model=adapter.info.name,
         preset=preset,
         config=adapter.config.to_dict(),
         config_hash=adapter.config.hash(),
@@ -149,28 +227,30 @@ def run(
         fit_seconds=0.0,
         predict_seconds=0.0,
         n_parameters=0,
-        data_source=data.source,
-        data_hash=digest,
+        data_source=portable_source(data.source),
+        data_hash=data_hash(data),
+        nlbsuite_version=__version__,
+        code_fingerprint=code_fingerprint(type(adapter)),
     )
-    existing = record_path(results, probe)
-    if save and not overwrite and existing.exists():
-        old = load_record(existing)
-        if old.data_hash == digest:
+    path = record_path(results, record)
+    if save and not overwrite:
+        old, why = reusable(path, record)
+        if old is not None:
+            say(f"reused {shown(path)}; --overwrite (overwrite=True) to refit")
             return old
+        if why:
+            say(f"rerunning: {why}")
 
     pred = fit_predict(adapter, data, seed=seed)
-    metrics = evaluate(data, pred.rates)
-    record = probe
-    record.metrics = metrics
+    record.metrics = evaluate(data, pred.rates)
     record.fit_seconds = round(pred.fit_seconds, 3)
     record.predict_seconds = round(pred.predict_seconds, 3)
     record.n_parameters = int(adapter.n_parameters())
+    record.extras = dict(getattr(adapter, "extras", {}))  # what the fit chose, if it says
     record.device = resolve_device(getattr(adapter.config, "device", "cpu"))
-    versions = package_versions()
-    record.nlbsuite_version = versions.get("nlbsuite", "")
     record.git_commit = git_commit()
     record.date = now_iso()
-    record.packages = versions
+    record.packages = package_versions()
     if save:
         artifacts = (
             Path(artifacts_dir) if artifacts_dir is not None else default_artifacts_dir(results)
@@ -178,5 +258,9 @@ def run(
         artifact = artifacts / f"{record.run_id}.pkl"
         save_artifact(adapter, artifact)
         record.artifact = os.path.relpath(artifact.resolve(), results.resolve())
-        save_record(record, results)
+        try:
+            save_record(record, results)
+        except BaseException:  # no model file without the record that describes it
+            artifact.unlink(missing_ok=True)
+            raise
     return record

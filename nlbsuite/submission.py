@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +26,14 @@ import numpy as np
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.errors import UserError
 from nlbsuite.evaluation import (
-    NLB_SHAPES,
     SUBMISSION_KEYS,
     Evaluator,
+    Problem,
     open_h5_tree,
     parse_dataset_key,
+    tree_problems,
 )
 from nlbsuite.fileio import atomic_path
-
-_DESCRIBE = {
-    "train_rates_heldin": "train trials, bins, held-in neurons",
-    "train_rates_heldout": "train trials, bins, held-out neurons",
-    "eval_rates_heldin": "eval trials, bins, held-in neurons",
-    "eval_rates_heldout": "eval trials, bins, held-out neurons",
-    "eval_rates_heldin_forward": "eval trials, forward bins, held-in neurons",
-    "eval_rates_heldout_forward": "eval trials, forward bins, held-out neurons",
-}
 
 
 def submission_arrays(
@@ -160,204 +152,25 @@ def write_target(
 # ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One finding of :func:`validate_submission`: ``severity`` is "error" (EvalAI would
-    fail or score it wrongly) or "warning" (accepted, but probably not meant)."""
-
-    severity: str
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.severity}: {self.where}: {self.message}"
-
-
-def _fmt(shape: tuple[int | None, ...]) -> str:
-    return "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
-
-
-def _expected_shapes(key: str, target_group: Any | None) -> dict[str, tuple[int | None, ...]]:
-    """Expected shapes per array (None: any size), from the target if given, else from the
-    NLB sizes (trial counts free)."""
-    dataset, bin_ms = parse_dataset_key(key)
-    shapes: dict[str, tuple[int | None, ...]] = {}
-    if dataset in NLB_SHAPES:
-        s = NLB_SHAPES[dataset]
-        bins, fwd = s.bins(bin_ms)
-        for name in SUBMISSION_KEYS:
-            n = s.n_heldin if name.endswith(("heldin", "heldin_forward")) else s.n_heldout
-            shapes[name] = (None, fwd if name.endswith("forward") else bins, n)
-    if target_group is not None:
-        shapes.update(Evaluator(key).expected_shapes(target_group))
-    return shapes
-
-
-def _check_values(arr: np.ndarray, where: str, problems: list[Problem]) -> None:
-    n_nan = int(np.isnan(arr).sum())
-    if n_nan:
-        problems.append(Problem("error", where, f"{n_nan} NaN values (rates must be finite)"))
-    n_inf = int(np.isinf(arr).sum())
-    if n_inf:
-        problems.append(Problem("error", where, f"{n_inf} infinite values"))
-    finite = arr[np.isfinite(arr)]
-    if finite.size and finite.min() < 0:
-        problems.append(
-            Problem(
-                "error",
-                where,
-                f"{int((finite < 0).sum())} negative rates "
-                f"(min {finite.min():.4g}); rates must be >= 0",
-            )
-        )
-    if arr.size and not np.any(arr):
-        problems.append(Problem("error", where, "all rates are zero"))
-    elif arr.ndim == 3 and arr.size:
-        silent = int((~np.any(arr.reshape(-1, arr.shape[2]), axis=0)).sum())
-        if silent:
-            problems.append(
-                Problem(
-                    "warning",
-                    where,
-                    f"{silent} neuron(s) with all-zero rates (scored as 1e-9 per bin)",
-                )
-            )
-
-
-def _validate_group(
-    key: str, group: Any, target_group: Any | None, problems: list[Problem]
-) -> None:
-    dataset, _ = parse_dataset_key(key)
-    dmfc = dataset == "dmfc_rsg"
-    try:
-        expected = _expected_shapes(key, target_group)
-    except UserError as exc:
-        problems.append(Problem("error", f"target '{key}'", str(exc)))
-        expected = _expected_shapes(key, None)
-    required = ["eval_rates_heldin", "eval_rates_heldout"]
-    if not dmfc:
-        required = ["train_rates_heldin", "train_rates_heldout", *required]
-    shapes: dict[str, tuple[int, ...]] = {}
-    for name in SUBMISSION_KEYS:
-        where = f"{key}/{name}"
-        exp = expected.get(name)
-        exp_txt = f"{_fmt(exp)} ({_DESCRIBE[name]})" if exp else f"({_DESCRIBE[name]})"
-        if name not in group:
-            if name in required:
-                problems.append(Problem("error", where, f"missing key; expected shape {exp_txt}"))
-            elif not (dmfc and name.startswith("train_")):
-                problems.append(Problem("warning", where, "missing key; no fp-bps without it"))
-            continue
-        if dmfc and name.startswith("train_"):
-            problems.append(
-                Problem(
-                    "warning",
-                    where,
-                    "DMFC_RSG is scored without train rates; this array is ignored",
-                )
-            )
-            continue
-        item = group[name]
-        if isinstance(item, (h5py.Group, Mapping)):
-            problems.append(Problem("error", where, f"is a group; expected an array {exp_txt}"))
-            continue
-        arr = np.asarray(item[()] if isinstance(item, h5py.Dataset) else item)
-        if arr.dtype.kind not in "fiu":
-            problems.append(Problem("error", where, f"dtype {arr.dtype}; expected float32"))
-            continue
-        if arr.dtype != np.float32:
-            problems.append(
-                Problem(
-                    "warning",
-                    where,
-                    f"dtype {arr.dtype}; EvalAI submissions "
-                    "are float32 (nlb_tools reads any number as float64)",
-                )
-            )
-        if arr.ndim != 3:
-            problems.append(Problem("error", where, f"shape {arr.shape}; expected {exp_txt}"))
-            continue
-        if exp and any(e is not None and e != a for e, a in zip(exp, arr.shape, strict=True)):
-            problems.append(Problem("error", where, f"shape {arr.shape}; expected {exp_txt}"))
-        shapes[name] = arr.shape
-        _check_values(arr, where, problems)
-    for name in group:
-        if name not in SUBMISSION_KEYS:
-            problems.append(
-                Problem(
-                    "warning",
-                    f"{key}/{name}",
-                    f"unexpected key; the evaluator reads only {', '.join(SUBMISSION_KEYS)}",
-                )
-            )
-    _check_consistency(key, shapes, problems)
-
-
-def _check_consistency(
-    key: str, shapes: dict[str, tuple[int, ...]], problems: list[Problem]
-) -> None:
-    """Trials, bins and neuron counts must agree between the arrays of one group."""
-    pairs = [
-        ("train_rates_heldin", "train_rates_heldout", (0, 1), "trials and bins"),
-        ("eval_rates_heldin", "eval_rates_heldout", (0, 1), "trials and bins"),
-        ("eval_rates_heldin_forward", "eval_rates_heldout_forward", (0, 1), "trials and bins"),
-        ("eval_rates_heldin", "eval_rates_heldin_forward", (0, 2), "trials and neurons"),
-        ("eval_rates_heldout", "eval_rates_heldout_forward", (0, 2), "trials and neurons"),
-        ("train_rates_heldin", "eval_rates_heldin", (1, 2), "bins and neurons"),
-        ("train_rates_heldout", "eval_rates_heldout", (1, 2), "bins and neurons"),
-    ]
-    for a, b, axes, what in pairs:
-        if a not in shapes or b not in shapes:
-            continue
-        if [shapes[a][i] for i in axes] != [shapes[b][i] for i in axes]:
-            problems.append(
-                Problem(
-                    "error",
-                    f"{key}/{b}",
-                    f"shape {shapes[b]} does not match {a} {shapes[a]} in {what}",
-                )
-            )
-
-
 def validate_submission(
     source: str | Path | Mapping[str, Any], target: str | Path | Mapping[str, Any] | None = None
 ) -> list[Problem]:
-    """Every problem of a submission file (or dict): keys, shapes (against the NLB sizes and,
-    with ``target``, against the eval target's trial counts), dtype, NaN / inf, negative and
-    all-zero rates. An empty list means EvalAI will accept and score it."""
-    problems: list[Problem] = []
+    """Every problem of a submission file (or dict) under the rules scoring enforces
+    (:func:`~nlbsuite.evaluation.tree_problems`, :meth:`Evaluator.problems`): keys, shapes
+    (against the NLB sizes or, with ``target``, the eval target's), dtype, NaN / inf,
+    negative and all-zero rates. No error means ``nlbsuite score`` and EvalAI score it."""
     where = str(source) if not isinstance(source, Mapping) else "submission"
+    problems: list[Problem] = []
     try:
         with ExitStack() as stack:
             tree = stack.enter_context(open_h5_tree(source, "submission"))
             tgt = None if target is None else stack.enter_context(open_h5_tree(target, "target"))
-            if not list(tree):
-                return [
-                    Problem(
-                        "error",
-                        where,
-                        "no dataset groups (expected groups named by "
-                        "dataset key, e.g. 'mc_maze' or 'mc_maze_20')",
-                    )
-                ]
-            for key in tree:
-                group = tree[key]
-                if not isinstance(group, (h5py.Group, Mapping)):
-                    problems.append(Problem("error", key, "top-level item is not a group"))
-                    continue
-                try:
-                    parse_dataset_key(key)
-                except UserError as exc:
-                    problems.append(Problem("error", key, str(exc)))
-                    continue
-                tgt_group = None
-                if tgt is not None and key in tgt:
-                    tgt_group = tgt[key]
-                elif tgt is not None:
-                    problems.append(
-                        Problem("warning", key, "not in the target file; it will not be scored")
-                    )
-                _validate_group(key, group, tgt_group, problems)
+            keys, found = tree_problems(tree, tgt)
+            problems += [replace(p, where=p.where or where) for p in found]
+            for key in keys:
+                tgt_group = tgt[key] if tgt is not None and key in tgt else None
+                _, found = Evaluator(key).problems(tree[key], tgt_group)
+                problems += [replace(p, where=p.where or f"target '{key}'") for p in found]
     except UserError as exc:
         message = str(exc).removeprefix(f"submission {where}: ").removeprefix("target ")
         return [*problems, Problem("error", where, message)]

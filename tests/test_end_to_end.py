@@ -1,6 +1,8 @@
 """The spine end to end: data -> model -> rates -> evaluator -> record -> leaderboard."""
 
+import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,13 +32,98 @@ def test_run_writes_record_artifact_and_leaderboard(tmp_path):
     assert (md.parent / "leaderboard.csv").read_text().count("smoothing") >= 3
 
 
-def test_finished_run_is_not_redone_unless_overwrite(tmp_path):
-    first = run("mean_rate", "lorenz_tiny", results_dir=tmp_path)
-    again = run("mean_rate", "lorenz_tiny", results_dir=tmp_path)
-    assert again.date == first.date
-    redone = run("mean_rate", "lorenz_tiny", results_dir=tmp_path, overwrite=True)
+@pytest.fixture
+def fit_calls(monkeypatch):
+    """Counts MeanRate.fit calls: a reused run fits nothing."""
+    from baselines.mean_rate import MeanRate
+
+    calls = []
+    real_fit = MeanRate.fit
+
+    def counting_fit(self, data):
+        calls.append(self.seed)
+        real_fit(self, data)
+
+    monkeypatch.setattr(MeanRate, "fit", counting_fit)
+    return calls
+
+
+def test_finished_run_is_reused_and_says_so_unless_overwrite(tmp_path, fit_calls):
+    said = []
+    first = run("mean_rate", "lorenz_tiny", results_dir=tmp_path, log=said.append)
+    assert fit_calls == [0] and said == []
+    again = run("mean_rate", "lorenz_tiny", results_dir=tmp_path, log=said.append)
+    assert fit_calls == [0]  # not refitted
+    assert again == first
+    path = tmp_path / f"{first.run_id}.json"
+    assert said == [f"reused {path}; --overwrite (overwrite=True) to refit"]
+    redone = run("mean_rate", "lorenz_tiny", results_dir=tmp_path, overwrite=True, log=None)
+    assert fit_calls == [0, 0]
     assert len(list(tmp_path.glob("*.json"))) == 1
     assert redone.metrics == pytest.approx(first.metrics)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("code", "model code changed since"),
+        ("version", "nlbsuite changed (0.1.0 -> 9.9.9) since"),
+        ("no fingerprint", "has no model code fingerprint (an older record)"),
+        ("data", "data changed since"),
+        ("corrupt", "not a valid result JSON"),
+    ],
+)
+def test_stale_or_corrupt_record_is_rerun_and_says_why(
+    tmp_path, fit_calls, monkeypatch, tiny_lorenz, change, reason
+):
+    first = run("mean_rate", tiny_lorenz, results_dir=tmp_path, log=None)
+    path = tmp_path / f"{first.run_id}.json"
+    data = tiny_lorenz
+    if change == "code":
+        monkeypatch.setattr("nlbsuite.runner.code_fingerprint", lambda cls: "edited")
+    elif change == "version":
+        monkeypatch.setattr("nlbsuite.runner.__version__", "9.9.9")
+    elif change == "no fingerprint":
+        path.write_text(path.read_text().replace(first.code_fingerprint, ""))
+    elif change == "data":
+        spikes = data.train_spikes_heldin.copy()
+        spikes[0, 0, 0] += 1
+        data = type(data)(**{**data.__dict__, "train_spikes_heldin": spikes})
+    else:
+        path.write_text(path.read_text()[:100])  # truncated
+    said = []
+    rec = run("mean_rate", data, results_dir=tmp_path, log=said.append)
+    assert fit_calls == [0, 0]
+    assert len(said) == 1 and said[0].startswith("rerunning: ") and reason in said[0], said
+    assert str(path) in said[0]
+    assert load_record(path).date == rec.date and load_record(path).data_hash == rec.data_hash
+
+
+def test_code_fingerprint_covers_the_models_package(tmp_path, monkeypatch):
+    """A model in baselines/<name>/ is fingerprinted over every .py file of that package."""
+    import sys
+    import types
+
+    from nlbsuite.provenance import code_fingerprint
+
+    pkg = tmp_path / "baselines" / "toy"
+    pkg.mkdir(parents=True)
+    for name, text in {"__init__.py": "", "model.py": "A = 1\n", "helper.py": "B = 2\n"}.items():
+        (pkg / name).write_text(text)
+    (tmp_path / "baselines" / "other.py").write_text("C = 3\n")
+    for mod, file in (("baselines.toy", "__init__.py"), ("baselines.toy.model", "model.py")):
+        module = types.ModuleType(mod)
+        module.__file__ = str(pkg / file)
+        monkeypatch.setitem(sys.modules, mod, module)
+    toy = type("Toy", (), {"__module__": "baselines.toy.model"})
+    before = code_fingerprint(toy)
+    (tmp_path / "baselines" / "other.py").write_text("C = 4\n")  # another model: no change
+    assert code_fingerprint(toy) == before
+    (pkg / "helper.py").write_text("B = 3\n")  # a helper of this model: changed
+    assert code_fingerprint(toy) != before
+    single = type("Single", (), {"__module__": __name__})  # a module file: that file
+    expected = hashlib.sha256(b"test_end_to_end.py\0" + Path(__file__).read_bytes() + b"\0")
+    assert code_fingerprint(single) == expected.hexdigest()
 
 
 def test_true_rates_score_the_ceiling_and_mean_rate_scores_about_zero(tiny_lorenz):
@@ -48,12 +135,6 @@ def test_true_rates_score_the_ceiling_and_mean_rate_scores_about_zero(tiny_loren
     scores = evaluate(tiny_lorenz, mean)
     assert abs(scores["co-bps"]) < 0.03
     assert scores["co-bps"] < truth["co-bps"] - 0.2
-
-
-def test_same_seed_same_numbers(tmp_path):
-    a = run("mean_rate", "lorenz", seed=1, save=False)
-    b = run("mean_rate", "lorenz", seed=1, save=False)
-    assert a.metrics == b.metrics
 
 
 def test_model_input_hides_targets(tiny_lorenz):

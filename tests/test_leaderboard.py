@@ -1,7 +1,10 @@
+from pathlib import Path
+
 import pytest
 
+from nlbsuite.compare import compare_dirs
 from nlbsuite.leaderboard import aggregate, render_markdown
-from nlbsuite.results import ResultRecord
+from nlbsuite.results import ResultRecord, save_record
 
 
 def record(model, seed, cobps, dataset="lorenz"):
@@ -37,3 +40,48 @@ def test_mean_std_over_seeds_and_best_in_bold():
     assert "**0.2500**" in md  # b's 0.25 beats a's mean 0.2
     assert "0.2000 ± 0.1000" in md
     assert md.index("## lorenz_20") < md.index("## mc_maze_20")
+
+
+def _rec(chash: str, cobps: float, seed: int = 0, model: str = "lowrank_rnn") -> ResultRecord:
+    rec = record(model, seed, cobps)
+    rec.config_hash, rec.config = chash, {"rank": chash}
+    return rec
+
+
+def _write(folder: Path, records: list[ResultRecord]) -> Path:
+    for rec in records:
+        save_record(rec, folder)
+    return folder
+
+
+def test_run_key_separates_configs_of_one_model_in_leaderboard_and_compare(tmp_path):
+    """Two configs of one model are two rows and are compared config by config (compare
+    used to average them: rank 8 at 0.40 and rank 1 at 0.10 hid rank 8's drop to 0.35)."""
+    base = [_rec("rank8", 0.40), _rec("rank1", 0.10)]
+    keys = {r.run_key for r in base}
+    assert len(keys) == 2 and len({r.run_key for r in [*base, _rec("rank8", 0.4, 1)]}) == 2
+    rows = aggregate(base)[("lorenz_20", "val")]
+    assert sorted((r.config_hash, r.metrics["co-bps"][0]) for r in rows) == [
+        ("rank1", 0.10),
+        ("rank8", 0.40),
+    ]
+    _write(tmp_path / "base", base)
+    _write(tmp_path / "new", [_rec("rank8", 0.35), _rec("rank2", 0.30)])
+    table, regressions = compare_dirs(tmp_path / "base", tmp_path / "new", tolerance=0.01)
+    assert [(c.key.config_hash, c.base, c.new) for c in regressions] == [("rank8", 0.40, 0.35)]
+    assert "- only in base: lorenz_20 / val / lowrank_rnn / cpu-rank1" in table
+    assert "- only in new: lorenz_20 / val / lowrank_rnn / cpu-rank2" in table
+    assert "(1 run(s) compared, 1 only in base, 1 only in new)" in table
+
+
+def test_compare_cli_exit_codes_and_one_side_rows(tmp_path, capsys):
+    from nlbsuite.cli import main
+
+    _write(tmp_path / "base", [_rec("rank8", 0.40), _rec("rank1", 0.10)])
+    _write(tmp_path / "same", [_rec("rank8", 0.40)])
+    assert main(["compare", str(tmp_path / "base"), str(tmp_path / "same")]) == 0
+    out = capsys.readouterr().out
+    assert "cpu-rank8" in out and "| ok" in out and "only in base: " in out
+    _write(tmp_path / "worse", [_rec("rank8", 0.38)])
+    assert main(["compare", str(tmp_path / "base"), str(tmp_path / "worse")]) == 1
+    assert "REGRESSION" in capsys.readouterr().out

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from nwb_counts import counts_from_nwb
 
 from nlbsuite.nlb import load_nlb
 from nlbsuite.nlb.nwb import Recording, SpikeGroup, read_recording
@@ -44,8 +45,15 @@ def test_val_phase_shapes_and_invariants(sessions: dict[str, list[Path]], bin_ms
     assert len(idx) == len(set(idx.tolist())) and idx.max() < data.eval_spikes_heldin.shape[0]
     np.testing.assert_array_equal(t.eval_spikes_heldout, data.eval_spikes_heldout)
     assert t.train_behavior.shape == (data.train_spikes_heldin.shape[0], n_bins, 2)
-    # held-in + held-out spikes of the whole session = each unit's spikes in those windows
-    assert data.train_spikes_full().shape[1:] == (n_bins + n_fwd, data.n_heldin + data.n_heldout)
+    # held-in + held-out spikes, input and forward windows = each unit's spikes in those windows
+    train_file = sessions["mc_maze"][0]
+    np.testing.assert_array_equal(
+        data.train_spikes_full(), counts_from_nwb(train_file, "train", (-250, 650), bin_ms)
+    )
+    val = counts_from_nwb(train_file, "val", (-250, 450), bin_ms)
+    assert val[..., : data.n_heldin].sum() > 0 and val[..., data.n_heldin :].sum() > 0
+    np.testing.assert_array_equal(data.eval_spikes_heldin, val[..., : data.n_heldin])
+    np.testing.assert_array_equal(t.eval_spikes_heldout, val[..., data.n_heldin :])
 
 
 def test_ground_truth_matches_spike_counts(sessions: dict[str, list[Path]]) -> None:

@@ -74,7 +74,15 @@ def test_subcommand_help_imports_no_numpy_stack():
 
 def test_models_lists_every_model_without_importing_frameworks():
     modules, out, _ = run_cli("models")
-    for name in ("langevin_flow", "latent_sde", "lowrank_rnn", "mean_rate", "smoothing"):
+    for name in (
+        "gpfa",
+        "langevin_flow",
+        "latent_sde",
+        "lowrank_rnn",
+        "mean_rate",
+        "slds",
+        "smoothing",
+    ):
         assert name in out
     assert "smoke, cpu, paper" in out and "unavailable" not in out
     assert modules.isdisjoint(HEAVY), modules & set(HEAVY)

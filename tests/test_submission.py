@@ -187,7 +187,9 @@ def test_validate_reports_unknown_keys_and_non_groups(tmp_path: Path, case) -> N
         f.create_dataset("eval_rates_heldin", data=np.ones(3))
     found = [str(p) for p in validate_submission(path)]
     assert any("unknown dataset key 'mc_mazes'" in p for p in found)
-    assert "error: eval_rates_heldin: top-level item is not a group" in found
+    assert any(
+        p.startswith("error: eval_rates_heldin: top-level item is not a group") for p in found
+    )
     with h5py.File(tmp_path / "empty.h5", "w"):
         pass
     (problem,) = validate_submission(tmp_path / "empty.h5")
@@ -262,7 +264,8 @@ def test_cli_score_reports_wrong_shapes(tmp_path: Path, case, capsys) -> None:
     code, _, err = cli(["score", str(spath), "--target", str(tpath)], capsys)
     assert code == 2
     assert (
-        f"submission '{KEY}/eval_rates_heldout': expected shape (8, 35, 35), got (8, 35, 30)" in err
+        f"submission {spath}: {KEY}/eval_rates_heldout: shape (8, 35, 30); expected (8, 35, 35)"
+        in err
     )
 
 

@@ -77,7 +77,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo
+from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo, fixed_threads
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.errors import require
 
@@ -130,6 +130,8 @@ class LangevinFlowConfig(ModelConfig):
     ``min_batches_per_epoch``: an epoch makes as many passes over the training trials as it
     takes to reach this many optimizer steps, so small datasets (MC_Maze_Small) get enough
     updates per epoch for the epoch-based warm-ups, LR schedule and checkpointing.
+    ``num_threads``: torch CPU threads in fit and predict (0: torch's default); a fixed
+    count gives the same numbers on every machine.
     """
 
     hidden: int = 280
@@ -161,6 +163,7 @@ class LangevinFlowConfig(ModelConfig):
     use_eval_heldin: bool = False
     paper_dataset_settings: bool = False
     n_samples: int = 50
+    num_threads: int = 1
 
 
 def warmup(epoch: int, n_epochs: int) -> float:
@@ -183,8 +186,8 @@ class LangevinFlow(ModelAdapter):
     config_class = LangevinFlowConfig
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(
-            hidden=16, ff_dim=32, epochs=15, batch_size=16, lr=1e-2, kl_warmup_epochs=5,
-            l2_warmup_epochs=5, n_samples=4, val_samples=1, device="cpu",
+            hidden=16, ff_dim=32, epochs=10, batch_size=16, lr=1e-2, kl_warmup_epochs=4,
+            l2_warmup_epochs=4, n_samples=4, val_samples=1, device="cpu",
         ),
         "cpu": dict(
             hidden=32, ff_dim=128, lr=5e-3, batch_size=32, min_batches_per_epoch=32, epochs=40,
@@ -206,11 +209,13 @@ class LangevinFlow(ModelAdapter):
         require(0.0 < cfg.cd_rate <= 1.0, f"config cd_rate={cfg.cd_rate}: expected (0, 1]")
         return cfg
 
+    @fixed_threads
     def fit(self, data: PhaseData) -> None:
         from baselines.langevin_flow import network
 
         network.fit(self, data)
 
+    @fixed_threads
     def predict(self, data: PhaseData) -> Rates:
         require(hasattr(self, "_net"), "langevin_flow: call fit() before predict()")
         from baselines.langevin_flow import network

@@ -298,7 +298,7 @@ def predict(model: LangevinFlow, data: PhaseData) -> Rates:
     device = next(model._net.parameters()).device
     out = []
     for spikes in (data.train_spikes_heldin, data.eval_spikes_heldin):
-        x = torch.as_tensor(spikes, dtype=torch.float32, device=device)
+        x = torch.tensor(spikes, dtype=torch.float32, device=device)  # inputs are read-only
         log_rates = _mean_log_rates(model, x, model._cfg.n_samples, seed=model.seed + 2)
         out.append(log_rates.double().exp().cpu().numpy())
     return Rates.from_full(out[0], out[1], data.n_heldin, data.n_bins)

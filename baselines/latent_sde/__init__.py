@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo
+from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo, fixed_threads
 from nlbsuite.data import GroundTruth, PhaseData, Rates
 from nlbsuite.errors import require
 
@@ -77,7 +77,8 @@ class LatentSDEConfig(ModelConfig):
     smaller if needed for ``min_steps_per_epoch`` optimizer steps per epoch (small datasets). ``use_eval_heldin``: also fit the
     held-in spikes of eval trials (allowed by NLB). ``behavior_weight`` > 0 adds a Gaussian
     behaviour head on train behaviour. The KL weight ramps linearly from ``kl_start`` to
-    ``kl_weight`` over ``kl_warmup_epochs``."""
+    ``kl_weight`` over ``kl_warmup_epochs``. ``num_threads``: torch CPU threads in fit and
+    predict (0: torch's default); a fixed count gives the same numbers on every machine."""
 
     drift: str = "hybrid"
     n_oscillators: int = 8
@@ -109,6 +110,7 @@ class LatentSDEConfig(ModelConfig):
     behavior_weight: float = 0.0
     n_samples: int = 20
     predict_batch: int = 256
+    num_threads: int = 1
 
 
 def steps_per_bin(bin_ms: float, dt_ms: float) -> float:
@@ -222,9 +224,9 @@ class LatentSDE(ModelAdapter):
             "posterior_hidden": 16,
             "hybrid_hidden": 8,
             "neural_hidden": 16,
-            "epochs": 10,
+            "epochs": 8,
             "min_steps_per_epoch": 1,
-            "batch_size": 16,
+            "batch_size": 40,
             "lr": 1e-2,
             "kl_warmup_epochs": 4,
             "eval_every": 3,
@@ -256,16 +258,19 @@ class LatentSDE(ModelAdapter):
         assert isinstance(self.config, LatentSDEConfig)
         return self.config
 
+    @fixed_threads
     def fit(self, data: PhaseData) -> None:
         from baselines.latent_sde import network
 
         network.fit(self, data)
 
+    @fixed_threads
     def predict(self, data: PhaseData) -> Rates:
         from baselines.latent_sde import network
 
         return network.predict(self, data)
 
+    @fixed_threads
     def predict_intervals(self, data: PhaseData, level: float = 0.9) -> PredictiveIntervals:
         """Sample-mean rates and central ``level`` intervals over ``n_samples`` posterior paths.
         See :func:`predictive_interval` for how the interval ends are placed.

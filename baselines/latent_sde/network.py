@@ -209,7 +209,7 @@ class LatentSDEModule(nn.Module):
 
 
 def _tensor(model: LatentSDE, a: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(a, dtype=np.float32), device=model._device)
+    return torch.as_tensor(np.array(a, dtype=np.float32), device=model._device)  # a copy
 
 
 def _targets(model: LatentSDE, data: PhaseData) -> tuple[np.ndarray, np.ndarray]:

@@ -39,7 +39,7 @@ from baselines.lowrank_rnn.fixed_points import (
     brute_force_fixed_points,
     find_fixed_points,
 )
-from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo
+from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo, fixed_threads
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.errors import require
 
@@ -149,7 +149,7 @@ class LowRankRNN(ModelAdapter):
             "n_particles": 4,
             "enc_channels": 8,
             "enc_kernels": (3, 3),
-            "updates": 24,
+            "updates": 12,
             "batch_size": 16,
             "lr": 1e-2,
             "n_evals": 3,
@@ -205,12 +205,14 @@ class LowRankRNN(ModelAdapter):
         )
         require(len(c.enc_kernels) >= 1, "enc_kernels needs at least one kernel size")
 
+    @fixed_threads
     def fit(self, data: PhaseData) -> None:
         self._check_config()
         from baselines.lowrank_rnn import network
 
         network.fit(self, data)
 
+    @fixed_threads
     def predict(self, data: PhaseData) -> Rates:
         require(hasattr(self, "model"), "lowrank_rnn: call fit() before predict()")
         from baselines.lowrank_rnn import network

@@ -227,23 +227,8 @@ def backward_smooth(model: LowRankSSM, res: SMCResult, gen: torch.Generator) -> 
 # ----------------------------------------------------------------------------------------
 
 
-def _threads(rnn: LowRankRNN) -> int:
-    old = torch.get_num_threads()
-    if rnn.cfg.num_threads > 0:
-        torch.set_num_threads(rnn.cfg.num_threads)
-    return old
-
-
 def fit(rnn: LowRankRNN, data: PhaseData) -> None:
     cfg = rnn.cfg
-    old_threads = _threads(rnn)
-    try:
-        _fit(rnn, data, cfg)
-    finally:
-        torch.set_num_threads(old_threads)
-
-
-def _fit(rnn: LowRankRNN, data: PhaseData, cfg: LowRankRNNConfig) -> None:
     device = torch.device(resolve_device(cfg.device))
     torch.manual_seed(rnn.seed)
     gen = torch.Generator(device=device).manual_seed(rnn.seed)
@@ -383,15 +368,11 @@ def _infer(
 
 
 def predict(rnn: LowRankRNN, data: PhaseData) -> Rates:
-    old_threads = _threads(rnn)
-    try:
-        f = rnn.factor
-        n_fwd = data.n_forward // f
-        reps = max(1, rnn.cfg.n_samples)
-        train_in = coarsen(data.train_spikes_heldin, f)
-        eval_in = coarsen(data.eval_spikes_heldin, f)
-        train = refine(_infer(rnn, train_in, reps, rnn.seed + 1, n_fwd), f)
-        evals = refine(_infer(rnn, eval_in, reps, rnn.seed + 2, n_fwd), f)
-    finally:
-        torch.set_num_threads(old_threads)
+    f = rnn.factor
+    n_fwd = data.n_forward // f
+    reps = max(1, rnn.cfg.n_samples)
+    train_in = coarsen(data.train_spikes_heldin, f)
+    eval_in = coarsen(data.eval_spikes_heldin, f)
+    train = refine(_infer(rnn, train_in, reps, rnn.seed + 1, n_fwd), f)
+    evals = refine(_infer(rnn, eval_in, reps, rnn.seed + 2, n_fwd), f)
     return Rates.from_full(train, evals, data.n_heldin, data.n_bins)

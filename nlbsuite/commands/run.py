@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nlbsuite.datasets import load_dataset
     from nlbsuite.leaderboard import aggregate, table_markdown, write_leaderboard
-    from nlbsuite.results import default_results_dir
+    from nlbsuite.results import default_results_dir, load_records
     from nlbsuite.runner import run as run_model
 
     results = args.results or default_results_dir()
@@ -83,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"data: {data.summary()}")
     overrides = parse_overrides(args.overrides)
-    records = []
     for seed in tqdm(
         args.seed, desc=f"{args.model} on {data.key}", unit="seed", disable=len(args.seed) < 2
     ):
@@ -95,14 +94,11 @@ def run(args: argparse.Namespace) -> int:
             overrides=overrides,
             results_dir=results,
             overwrite=args.overwrite,
+            log=print,
         )
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in rec.metrics.items())
         print(f"seed {seed}: {metrics} (fit {rec.fit_seconds:.1f} s)")
-        records.append(rec)
     md = write_leaderboard(results)
-    key = (data.key, data.phase)
     print(f"\n{data.key} ({data.phase}) — leaderboard {md}\n")
-    from nlbsuite.results import load_records
-
-    print(table_markdown(aggregate(load_records(results))[key]))
+    print(table_markdown(aggregate(load_records(results))[(data.key, data.phase)]))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -20,8 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--target",
         type=Path,
-        required=True,
-        help="eval-target file in nlb_tools' eval_target.h5 / eval_data_*.h5 layout",
+        help="eval-target file in nlb_tools' eval_target.h5 / eval_data_*.h5 layout "
+        "(default: NLB's released test targets, see 'nlbsuite fetch test-targets')",
     )
     p.add_argument(
         "--json", action="store_true", help="print {dataset_key: {metric: value}} as JSON"
@@ -51,11 +52,25 @@ def run(args: argparse.Namespace) -> int:
 
     require(args.bootstrap >= 0, f"--bootstrap {args.bootstrap}: expected a count >= 0")
     skipped: list[str] = []
-    scores = score_by_key(
-        args.target, args.submission, n_boot=args.bootstrap, seed=args.seed, skipped=skipped
-    )
+    notes: list[str] = []
+    with contextlib.ExitStack() as stack:
+        target = args.target
+        if target is None:  # the released test targets: only the submission's groups
+            from nlbsuite.evaluation import open_h5_tree
+            from nlbsuite.testtargets import TestTargets
+
+            with open_h5_tree(args.submission, "submission") as tree:
+                keys = list(tree)
+            released = stack.enter_context(TestTargets())
+            target = released.groups(keys)
+            notes = released.notes
+        scores = score_by_key(
+            target, args.submission, n_boot=args.bootstrap, seed=args.seed, skipped=skipped
+        )
     for key in skipped:
         print(f"note: '{key}' is not in the target file; not scored", file=sys.stderr)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
         out: dict[str, dict[str, object]] = {}
         for key, s in scores.items():

@@ -61,12 +61,14 @@ def file_digest(path: Path) -> str:
     st = path.stat()
     stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
     memo_path = cache_dir() / "digests.json"
-    memo: dict[str, Any] = {}
+    memo: Any = {}
     with contextlib.suppress(OSError, ValueError):
         memo = json.loads(memo_path.read_text())
+    if not isinstance(memo, dict):  # a corrupt memo is only a slower digest
+        memo = {}
     hit = memo.get(str(path))
-    if isinstance(hit, dict) and hit.get("stamp") == stamp:
-        return str(hit["sha256"])
+    if isinstance(hit, dict) and hit.get("stamp") == stamp and isinstance(hit.get("sha256"), str):
+        return hit["sha256"]
     digest = _sha256(path)
     memo[str(path)] = {"stamp": stamp, "sha256": digest}
     with contextlib.suppress(OSError):

@@ -170,7 +170,7 @@ class _File:
 def _ragged(group: h5py.Group, name: str) -> list[np.ndarray]:
     data = group[name][()]
     index = group[f"{name}_index"][()].astype(np.int64)
-    starts = np.concatenate([[0], index[:-1]])
+    starts = np.concatenate([[0], index[:-1]])[: len(index)]  # no rows: no starts
     return [data[a:b] for a, b in zip(starts, index, strict=True)]
 
 
@@ -263,7 +263,7 @@ def _read_file(path: Path) -> _File:
     try:
         with f:
             return _parse_file(path, f)
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError) as exc:
         raise UserError(f"{path}: corrupt or incomplete NWB file ({exc})") from None
 
 
@@ -289,7 +289,7 @@ def _parse_file(path: Path, f: h5py.File) -> _File:
     if obs is not None and len(obs) and all(len(o) for o in obs):
         n_ms = round(max(float(o[-1][-1]) for o in obs) * 1000.0)
     else:
-        ends = [float(t[-1]) for t in spike_times if len(t)] + [last_stop]
+        ends = [float(t.max()) for t in spike_times if len(t)] + [last_stop]  # any order
         n_ms = math.floor(round(max(ends) * 1000.0, 6)) + 1
     if n_ms < last_stop:  # nlb_tools compares ms with seconds here; kept as is
         n_ms = round(last_stop * 1000.0)
@@ -427,7 +427,7 @@ def read_recording(
     heldin = _group(files, offsets, n_ms, heldout=False)
     heldout = _group(files, offsets, n_ms, heldout=True)
     if heldin is None:
-        raise UserError(f"{ordered[0]}: no held-in units (all units have heldout=True)")
+        raise UserError(f"{ordered[0]}: no held-in units (expected units with heldout=False)")
     any_nan = ~heldin.valid_ms
     if heldout is not None:
         any_nan |= ~heldout.valid_ms

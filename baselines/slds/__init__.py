@@ -170,8 +170,11 @@ class SLDS(ModelAdapter):
 
 def __getattr__(name: str) -> Any:
     """The fitting code's names (numba, scipy), imported on first use and for pickles."""
-    from baselines.slds import network
+    if name.startswith("__"):
+        raise AttributeError(name)
+    import importlib
 
+    network = importlib.import_module("baselines.slds.network")
     if hasattr(network, name):
         return getattr(network, name)
     raise AttributeError(f"module 'baselines.slds' has no attribute {name!r}")

@@ -290,7 +290,6 @@ class Smoothing(ModelAdapter):
                 "kern_sds_ms": list(cv.kern_sds_ms),
                 "alphas": list(cv.alphas),
                 "co_bps": np.round(cv.scores, 5).tolist(),
-                "seconds": round(cv.seconds, 3),
             }
         self.extras.update({"kern_sd_ms": float(sd), "alpha": float(alpha), "chosen_by": how})
         return float(sd), float(alpha)

@@ -106,7 +106,10 @@ class NWBDataset:
                 f"resample({target_bin}) after resample({self.bin_width})",
                 "resample once; make a new NWBDataset for another bin width",
             )
-        self.bin_width = check_bin_width(int(target_bin))
+        try:
+            self.bin_width = check_bin_width(int(target_bin))
+        except UserError as exc:  # name nlb_tools' parameter, not nlbsuite's
+            raise UserError(exc.message, "target_bin", target_bin) from None
 
     def __getattr__(self, name: str) -> Any:
         if name in _UNSUPPORTED:

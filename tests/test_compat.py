@@ -66,7 +66,7 @@ def test_unsupported_calls_name_the_alternative(maze: Path) -> None:
     _one_line(lambda: ds.smooth_spk(40), "gaussian_filter1d")
     assert not hasattr(ds, "no_such_attribute")  # other names: a plain AttributeError
     _one_line(lambda: compat.make_eval_input_tensors(ds, "mc_maze"), r"resample\(5\)")
-    _one_line(lambda: ds.resample(7), "bin width 7")
+    _one_line(lambda: ds.resample(7), r"target_bin=7: expected 5 or 20")
     ds.resample(5)
     _one_line(lambda: ds.resample(20), "resample once")
     kw = {"save_file": False}

@@ -42,3 +42,14 @@ def nlb_tools_tensors(folder: Path, dataset: str, bin_ms: int, phase: str, seed:
                 ds, dataset, "train", "val", save_file=False, include_psth=True, seed=seed
             )
     return train, evals, target
+
+
+def h5_datasets(group) -> dict:
+    """Every dataset below an h5 ``group`` by its path relative to the group ("a/x")."""
+    import h5py
+
+    found = {}
+    group.visititems(
+        lambda name, item: found.update({name: item}) if isinstance(item, h5py.Dataset) else None
+    )
+    return found

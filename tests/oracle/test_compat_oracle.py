@@ -25,6 +25,7 @@ from nlbsuite import compat
 from nlbsuite.nlb.synthetic import LAYOUTS, SyntheticSpec, write_synthetic
 
 sys.path.insert(0, str(Path(__file__).parent))
+from nlb_oracle import h5_datasets
 from test_tensors_oracle import assert_same
 
 pytestmark = pytest.mark.oracle
@@ -112,23 +113,13 @@ def test_saved_files_equal_nlb_tools(
         mod.make_eval_target_tensors(ds, layout, include_psth=True)
     for name in ("train_input.h5", "eval_input.h5", "target_data.h5"):
         with h5py.File(tmp_path / "ref" / name) as fr, h5py.File(tmp_path / "ours" / name) as fo:
-            ref, ours = _walk(fr), _walk(fo)
+            ref, ours = h5_datasets(fr), h5_datasets(fo)
             assert sorted(ours) == sorted(ref), name
             for key, dset in ref.items():
                 assert ours[key].dtype == dset.dtype, (name, key, ours[key].dtype, dset.dtype)
                 assert ours[key].compression == dset.compression, (name, key)
                 assert_same(ours[key][()], dset[()], f"{name}:{key}")
             assert_same(nlb_mt.h5_to_dict(fo), nlb_mt.h5_to_dict(fr), name)
-
-
-def _walk(group: h5py.Group, prefix: str = "") -> dict[str, h5py.Dataset]:
-    out = {}
-    for key, item in group.items():
-        if isinstance(item, h5py.Group):
-            out.update(_walk(item, f"{prefix}{key}/"))
-        else:
-            out[prefix + key] = item
-    return out
 
 
 def test_save_to_h5_merges_like_nlb_tools(tmp_path: Path) -> None:
@@ -143,8 +134,10 @@ def test_save_to_h5_merges_like_nlb_tools(tmp_path: Path) -> None:
         mod.save_to_h5({"c": np.zeros(2)}, path, overwrite=True)
         mod.save_to_h5(more, path, overwrite=True)
     with h5py.File(tmp_path / "ref.h5") as fr, h5py.File(tmp_path / "ours.h5") as fo:
-        assert sorted(_walk(fo)) == sorted(_walk(fr)) == ["a/idx", "a/x", "a/y", "b", "c"]
-        for key, dset in _walk(fr).items():
+        assert (
+            sorted(h5_datasets(fo)) == sorted(h5_datasets(fr)) == ["a/idx", "a/x", "a/y", "b", "c"]
+        )
+        for key, dset in h5_datasets(fr).items():
             assert fo[key].dtype == dset.dtype, key
         assert_same(nlb_mt.h5_to_dict(fo), nlb_mt.h5_to_dict(fr))
 

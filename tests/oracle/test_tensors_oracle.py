@@ -20,7 +20,7 @@ from nlbsuite.nlb.specs import get_spec
 from nlbsuite.nlb.synthetic import LAYOUTS, SyntheticSpec, write_synthetic
 
 sys.path.insert(0, str(Path(__file__).parent))
-from nlb_oracle import nlb_tools_tensors
+from nlb_oracle import h5_datasets, nlb_tools_tensors
 
 pytestmark = pytest.mark.oracle
 logging.getLogger("nlb_tools").setLevel(logging.ERROR)
@@ -124,18 +124,9 @@ def test_export_matches_save_to_h5(
     data = load_nlb(layout, "val", bin_ms, nwb_paths=sorted(folder.glob("*.nwb")), use_cache=False)
     export(data, tmp_path / "ours")
 
-    def walk(group: h5py.Group, prefix: str = "") -> dict[str, h5py.Dataset]:
-        out = {}
-        for key, item in group.items():
-            if isinstance(item, h5py.Group):
-                out.update(walk(item, f"{prefix}{key}/"))
-            else:
-                out[prefix + key] = item
-        return out
-
     for name in ("train_input.h5", "eval_input.h5", "eval_target.h5"):
         with h5py.File(ref_dir / name, "r") as fr, h5py.File(tmp_path / "ours" / name, "r") as fo:
-            ref, ours = walk(fr), walk(fo)
+            ref, ours = h5_datasets(fr), h5_datasets(fo)
             assert sorted(ours) == sorted(ref), name
             for key, dset in ref.items():
                 assert ours[key].dtype == dset.dtype, (

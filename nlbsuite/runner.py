@@ -2,7 +2,8 @@
 
 ``run(model, dataset, phase, seed)`` is the library form of ``nlbsuite run``; it returns the
 :class:`~nlbsuite.results.ResultRecord` and writes it (plus the pickled fitted model as the
-run's artifact) unless told not to. A record states exactly what ran: the seed and config of
+run's artifact, and beside it what the report's figures need: :mod:`nlbsuite.predictions`)
+unless told not to. A record states exactly what ran: the seed and config of
 the adapter that was fitted, and the preset they came from ("custom" for an instance whose
 config matches no preset). A finished run is reused (and says so) only while its data, the
 nlbsuite version and the model's code are unchanged; otherwise it is redone (saying why).
@@ -24,6 +25,7 @@ from nlbsuite.data import PhaseData, Rates
 from nlbsuite.datasets import load_dataset
 from nlbsuite.errors import UserError
 from nlbsuite.evaluation import evaluate
+from nlbsuite.predictions import save_predictions
 from nlbsuite.provenance import code_fingerprint, data_hash, git_commit, now_iso, package_versions
 from nlbsuite.registry import get_model_class
 from nlbsuite.results import (
@@ -257,10 +259,13 @@ def run(
         )
         artifact = artifacts / f"{record.run_id}.pkl"
         save_artifact(adapter, artifact)
+        figures = artifact.with_suffix(".npz")
         record.artifact = os.path.relpath(artifact.resolve(), results.resolve())
         try:
+            save_predictions(figures, data, pred.rates, adapter)
             save_record(record, results)
-        except BaseException:  # no model file without the record that describes it
+        except BaseException:  # no model files without the record that describes them
             artifact.unlink(missing_ok=True)
+            figures.unlink(missing_ok=True)
             raise
     return record

@@ -74,7 +74,7 @@ def reference(tmp_path_factory) -> dict[str, float]:
 
 def _kill_at(results: Path, marker: int, delay: float, pause: float) -> list[str]:
     """Start a child run, SIGKILL it ``delay`` s after its ``marker``-th announcement
-    (0: the fit, 1..4: the writes of model, record, README, CSV). Returns what it said."""
+    (0: the fit, 1..5: the writes of model, figure data, record, README, CSV). Returns what it said."""
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(results), str(pause)],
         stdout=subprocess.PIPE,
@@ -110,7 +110,7 @@ def _assert_nothing_partial(results: Path) -> None:
     leftovers = [p.name for p in results.parent.rglob("*") if p.is_file()]
     expected = {"README.md", "leaderboard.csv", ".lock"}
     for name in leftovers:  # a killed write leaves only its hidden temporary file
-        assert name in expected or name.endswith((".json", ".pkl", ".tmp")), name
+        assert name in expected or name.endswith((".json", ".pkl", ".npz", ".tmp")), name
         assert not name.endswith(".tmp") or name.startswith("."), name
 
 
@@ -118,7 +118,7 @@ def test_sigkill_during_fit_and_writes_leaves_nothing_partial_and_rerun_equals(t
     rng = random.Random(12)
     pause = 1.0
     plan = [(0, rng.uniform(0, 0.8 * pause)) for _ in range(4)]  # during fit
-    plan += [(rng.randint(1, 4), rng.uniform(0, 0.8 * pause)) for _ in range(6)]  # writes
+    plan += [(rng.randint(1, 5), rng.uniform(0, 0.8 * pause)) for _ in range(6)]  # writes
     said: dict[int, list[str]] = {}
 
     def kill(i: int, marker: int, delay: float) -> None:
@@ -130,7 +130,7 @@ def test_sigkill_during_fit_and_writes_leaves_nothing_partial_and_rerun_equals(t
     for t in threads:
         t.join()
     assert len(said) == len(plan) == 10  # ten kills, each inside the planned step
-    kinds = {".pkl": "model", ".json": "record", ".md": "README", ".csv": "CSV"}
+    kinds = {".pkl": "model", ".npz": "figures", ".json": "record", ".md": "README", ".csv": "CSV"}
     where = [
         "fit" if said[i][-1] == "fit" else kinds[Path(said[i][-1].rsplit(".", 2)[0]).suffix]
         for i in range(len(plan))
@@ -350,7 +350,7 @@ def test_corrupt_digest_memo_is_recomputed(tmp_path, monkeypatch, memo):
 # ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fails", ["seed1.json", "seed1.pkl", "README.md"])
+@pytest.mark.parametrize("fails", ["seed1.json", "seed1.pkl", "seed1.npz", "README.md"])
 def test_full_disk_is_one_line_and_leaves_earlier_results_intact(
     tmp_path, monkeypatch, capsys, fails
 ):
@@ -379,6 +379,6 @@ def test_full_disk_is_one_line_and_leaves_earlier_results_intact(
     assert {p: after.get(p) for p in before} == before  # earlier results intact
     new = sorted(p.name for p in set(after) - set(before))
     if fails == "README.md":  # the run's record is whole; the old tables stay whole
-        assert [n.rsplit("__", 1)[1] for n in new] == ["seed1.json", "seed1.pkl"]
+        assert [n.rsplit("__", 1)[1] for n in new] == ["seed1.json", "seed1.npz", "seed1.pkl"]
     else:  # no record, no model file, no temporary file
         assert new == []

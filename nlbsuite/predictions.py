@@ -96,8 +96,14 @@ def _decoded_velocity(data: PhaseData, rates: Rates) -> tuple[np.ndarray, np.nda
 def save_predictions(path: Path, data: PhaseData, rates: Rates, model: Any = None) -> Path:
     """Write :func:`prediction_arrays` to ``path`` atomically (compressed npz); a full
     disk is a :class:`UserError` naming ``path``."""
+    return save_arrays(path, prediction_arrays(data, rates, model))
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` (from :func:`prediction_arrays`) to ``path`` atomically (compressed
+    npz); a full disk is a :class:`UserError` naming ``path``."""
     buf = io.BytesIO()
-    np.savez_compressed(buf, **prediction_arrays(data, rates, model))
+    np.savez_compressed(buf, **arrays)
     return write_result_file(path, buf.getvalue())
 
 

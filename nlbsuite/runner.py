@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nlbsuite import __version__
 from nlbsuite.adapter import ModelAdapter, resolve_device, seed_everything
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.datasets import load_dataset
 from nlbsuite.errors import UserError
 from nlbsuite.evaluation import evaluate
-from nlbsuite.predictions import save_predictions
+from nlbsuite.predictions import prediction_arrays, save_arrays
 from nlbsuite.provenance import code_fingerprint, data_hash, git_commit, now_iso, package_versions
 from nlbsuite.registry import get_model_class
 from nlbsuite.results import (
@@ -130,11 +132,6 @@ def default_artifacts_dir(results_dir: Path) -> Path:
     return results_dir.parent / "runs"
 
 
-def save_artifact(model: ModelAdapter, path: Path) -> None:
-    """Pickle the fitted adapter atomically."""
-    write_result_file(path, pickle.dumps(model))
-
-
 def load_run_model(record: str | Path | ResultRecord) -> ModelAdapter:
     """The fitted adapter saved with a run (``record``: a result JSON path or record)."""
     if isinstance(record, ResultRecord):
@@ -183,6 +180,74 @@ def reusable(path: Path, probe: ResultRecord) -> tuple[ResultRecord | None, str]
     return old, ""
 
 
+def plan_record(
+    adapter: ModelAdapter, data: PhaseData, preset: str, seed: int
+) -> ResultRecord:
+    """The record of running ``adapter`` (built by :func:`make_model`) on ``data`` before it
+    runs: its run key, data hash and code fingerprint, no metrics yet. Its
+    :func:`~nlbsuite.results.record_path` and :func:`reusable` tell whether the run is done."""
+    return ResultRecord(
+        model=adapter.info.name,
+        preset=preset,
+        config=adapter.config.to_dict(),
+        config_hash=adapter.config.hash(),
+        dataset=data.dataset,
+        bin_width_ms=data.bin_width_ms,
+        phase=data.phase,
+        seed=seed,
+        metrics={},
+        fit_seconds=0.0,
+        predict_seconds=0.0,
+        n_parameters=0,
+        data_source=portable_source(data.source),
+        data_hash=data_hash(data),
+        nlbsuite_version=__version__,
+        code_fingerprint=code_fingerprint(type(adapter)),
+    )
+
+
+def execute(adapter: ModelAdapter, data: PhaseData, record: ResultRecord) -> Prediction:
+    """Fit and score ``adapter`` on ``data``, filling ``record`` (from :func:`plan_record`)
+    with the metrics, timings and provenance; nothing is written. Returns the prediction."""
+    pred = fit_predict(adapter, data, seed=record.seed)
+    record.metrics = evaluate(data, pred.rates)
+    record.fit_seconds = round(pred.fit_seconds, 3)
+    record.predict_seconds = round(pred.predict_seconds, 3)
+    record.n_parameters = int(adapter.n_parameters())
+    record.extras = dict(getattr(adapter, "extras", {}))  # what the fit chose, if it says
+    record.device = resolve_device(getattr(adapter.config, "device", "cpu"))
+    record.git_commit = git_commit()
+    record.date = now_iso()
+    record.packages = package_versions()
+    return pred
+
+
+def store(
+    record: ResultRecord,
+    adapter: ModelAdapter | bytes,
+    figures: dict[str, np.ndarray],
+    results_dir: Path,
+    artifacts_dir: Path | None = None,
+) -> Path:
+    """Write the fitted ``adapter`` (or its pickle) and the ``figures`` arrays
+    (:func:`~nlbsuite.predictions.prediction_arrays`) under ``artifacts_dir`` (default
+    :func:`default_artifacts_dir`), then ``record`` under ``results_dir``; returns the
+    record's path. No model files are left without the record that describes them."""
+    results = Path(results_dir)
+    artifacts = Path(artifacts_dir) if artifacts_dir is not None else default_artifacts_dir(results)
+    artifact = artifacts / f"{record.run_id}.pkl"
+    write_result_file(artifact, adapter if isinstance(adapter, bytes) else pickle.dumps(adapter))
+    arrays = artifact.with_suffix(".npz")
+    record.artifact = os.path.relpath(artifact.resolve(), results.resolve())
+    try:
+        save_arrays(arrays, figures)
+        return save_record(record, results)
+    except BaseException:
+        artifact.unlink(missing_ok=True)
+        arrays.unlink(missing_ok=True)
+        raise
+
+
 def run(
     model: str | ModelAdapter = "smoothing",
     dataset: str | PhaseData = "lorenz",
@@ -216,24 +281,7 @@ def run(
     )
     adapter, preset, seed = make_model(model, preset, seed, overrides)
     results = Path(results_dir) if results_dir is not None else default_results_dir()
-    record = ResultRecord(
-        model=adapter.info.name,
-        preset=preset,
-        config=adapter.config.to_dict(),
-        config_hash=adapter.config.hash(),
-        dataset=data.dataset,
-        bin_width_ms=data.bin_width_ms,
-        phase=data.phase,
-        seed=seed,
-        metrics={},
-        fit_seconds=0.0,
-        predict_seconds=0.0,
-        n_parameters=0,
-        data_source=portable_source(data.source),
-        data_hash=data_hash(data),
-        nlbsuite_version=__version__,
-        code_fingerprint=code_fingerprint(type(adapter)),
-    )
+    record = plan_record(adapter, data, preset, seed)
     path = record_path(results, record)
     if save and not overwrite:
         old, why = reusable(path, record)
@@ -242,30 +290,9 @@ def run(
             return old
         if why:
             say(f"rerunning: {why}")
-
-    pred = fit_predict(adapter, data, seed=seed)
-    record.metrics = evaluate(data, pred.rates)
-    record.fit_seconds = round(pred.fit_seconds, 3)
-    record.predict_seconds = round(pred.predict_seconds, 3)
-    record.n_parameters = int(adapter.n_parameters())
-    record.extras = dict(getattr(adapter, "extras", {}))  # what the fit chose, if it says
-    record.device = resolve_device(getattr(adapter.config, "device", "cpu"))
-    record.git_commit = git_commit()
-    record.date = now_iso()
-    record.packages = package_versions()
+    pred = execute(adapter, data, record)
     if save:
-        artifacts = (
-            Path(artifacts_dir) if artifacts_dir is not None else default_artifacts_dir(results)
-        )
-        artifact = artifacts / f"{record.run_id}.pkl"
-        save_artifact(adapter, artifact)
-        figures = artifact.with_suffix(".npz")
-        record.artifact = os.path.relpath(artifact.resolve(), results.resolve())
-        try:
-            save_predictions(figures, data, pred.rates, adapter)
-            save_record(record, results)
-        except BaseException:  # no model files without the record that describes them
-            artifact.unlink(missing_ok=True)
-            figures.unlink(missing_ok=True)
-            raise
+        figures = prediction_arrays(data, pred.rates, adapter)
+        artifacts = None if artifacts_dir is None else Path(artifacts_dir)
+        store(record, adapter, figures, results, artifacts)
     return record

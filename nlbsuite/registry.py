@@ -27,6 +27,9 @@ BUILTIN_MODELS: dict[str, str] = {
     "lowrank_rnn": "baselines.lowrank_rnn:LowRankRNN",
     "gpfa": "baselines.gpfa:GPFA",
     "slds": "baselines.slds:SLDS",
+    "ndt": "baselines.ndt:NDT",
+    "stndt": "baselines.stndt:STNDT",
+    "lfads": "baselines.lfads:LFADS",
 }
 
 

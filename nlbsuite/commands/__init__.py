@@ -19,6 +19,7 @@ COMMANDS = [
     "validate",
     "score",
     "analyze",
+    "ensemble",
 ]
 
 

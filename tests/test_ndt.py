@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import pickle
 
 import numpy as np
 import pytest
@@ -25,6 +24,7 @@ from baselines.stndt import STNDT, STNDTConfig  # noqa: E402
 from baselines.stndt.network import SpatialAttention, STNDTNet, info_nce  # noqa: E402
 from nlbsuite.data import PhaseData  # noqa: E402
 from nlbsuite.errors import UserError  # noqa: E402
+from nlbsuite.testing import check_adapter  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -43,15 +43,16 @@ def fit_smoke(cls: type[NDT], data: PhaseData, seed: int = 0, **overrides: objec
 
 @pytest.fixture(scope="module", params=[NDT, STNDT], ids=["ndt", "stndt"])
 def smoke_model(request: pytest.FixtureRequest, tiny_lorenz: PhaseData) -> NDT:
-    return fit_smoke(request.param, tiny_lorenz)
+    """The smoke model fitted by the conformance check (shapes, determinism, pickle, ...)."""
+    return check_adapter(request.param, tiny_lorenz).model
 
 
 def test_smoke_fit_learns_and_predicts(smoke_model: NDT, tiny_lorenz: PhaseData) -> None:
-    log = smoke_model.train_log
-    assert log.steps_run == type(smoke_model).presets["smoke"]["n_steps"]
-    assert np.mean(log.train_loss[-10:]) < np.mean(log.train_loss[:10])
-    best = min(v for _, v in log.valid)
-    assert (log.best_step, log.best_valid) == next((s, v) for s, v in log.valid if v == best)
+    hist = smoke_model.history
+    # 29 fit trials in batches of 16: 2 steps per epoch, 60 steps -> 30 epochs.
+    assert smoke_model.extras["steps_run"] == 60 and len(hist.train["loss"]) == 30
+    assert np.mean(hist.train["loss"][-5:]) < np.mean(hist.train["loss"][:5])
+    assert hist.valid[hist.valid.index(min(hist.valid, key=lambda v: v[1]))][0] == hist.best_epoch
     rates = smoke_model.predict(tiny_lorenz.model_input())
     rates.check(tiny_lorenz)
     assert all((a > 0).all() for a in rates.arrays().values())
@@ -62,21 +63,11 @@ def test_smoke_fit_learns_and_predicts(smoke_model: NDT, tiny_lorenz: PhaseData)
 
 
 @pytest.mark.parametrize("cls", [NDT, STNDT], ids=["ndt", "stndt"])
-def test_same_seed_same_rates(cls: type[NDT], tiny_lorenz: PhaseData) -> None:
+def test_other_seed_other_rates(cls: type[NDT], tiny_lorenz: PhaseData) -> None:
     data = tiny_lorenz.model_input()
     first = fit_smoke(cls, tiny_lorenz, n_steps=8).predict(data).eval_rates_heldout
-    again = fit_smoke(cls, tiny_lorenz, n_steps=8).predict(data).eval_rates_heldout
-    np.testing.assert_array_equal(again, first)
     other = fit_smoke(cls, tiny_lorenz, seed=1, n_steps=8).predict(data).eval_rates_heldout
     assert not np.allclose(other, first)
-
-
-def test_pickle_roundtrip_predicts_the_same(smoke_model: NDT, tiny_lorenz: PhaseData) -> None:
-    data = tiny_lorenz.model_input()
-    restored = pickle.loads(pickle.dumps(smoke_model))
-    np.testing.assert_array_equal(
-        restored.predict(data).eval_rates_heldout, smoke_model.predict(data).eval_rates_heldout
-    )
 
 
 def test_context_mask_limits_attention() -> None:

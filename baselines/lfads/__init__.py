@@ -31,9 +31,11 @@ Model
   KL_co)`` (per-trial KLs, batch mean) + ``l2_ramp * (l2_gen_scale, l2_con_scale) x half the
   mean squared recurrent weight`` of generator and controller; both ramps rise linearly
   from ``*_start_epoch`` over ``*_increase_epoch`` epochs. Adam, gradient norm clipped at
-  200; the checkpoint with the lowest validation NLL is kept.
+  200; the checkpoint with the lowest validation NLL is kept (the shared loop,
+  :mod:`nlbsuite.training`).
 - Prediction: rates averaged over ``n_samples`` posterior samples (50, as lfads-torch's
-  posterior sampling); ``n_samples=0`` uses the posterior means.
+  posterior sampling; the suite's rule, mean of rates); ``n_samples=0`` uses the
+  posterior means.
 
 Where this departs from lfads-torch
 -----------------------------------

@@ -12,10 +12,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baselines import torch_loop
 from baselines.lfads import LFADS, LFADSConfig, ramp
-from nlbsuite.adapter import resolve_device, seed_everything
+from nlbsuite.adapter import seed_everything
 from nlbsuite.data import PhaseData, Rates
+from nlbsuite.training import Schedule, split_trials, torch_device, train
 
 #: Sequences (trials x samples) per forward pass when sampling posteriors.
 PREDICT_SEQUENCES = 4096
@@ -181,7 +181,7 @@ def _training_arrays(model: LFADS, data: PhaseData) -> tuple[np.ndarray, ...]:
 def fit(model: LFADS, data: PhaseData) -> None:
     seed_everything(model.seed)
     cfg = model._cfg = model._resolved_config(data)
-    device = torch.device(resolve_device(cfg.device))
+    device = torch_device(cfg.device)
     gen = torch.Generator(device=device).manual_seed(model.seed)
     n_in, n_out, n_obs, n_fwd = data.n_heldin, data.n_heldout, data.n_bins, data.n_forward
     model._sizes = (n_in, n_out, n_obs, n_fwd)
@@ -196,17 +196,17 @@ def fit(model: LFADS, data: PhaseData) -> None:
         for a in _training_arrays(model, data)
     )
     n_train = data.train_spikes_heldin.shape[0]
-    fit_idx, valid_idx = torch_loop.split_trials(n_train, cfg.valid_fraction, model.seed)
+    fit_idx, valid_idx = split_trials(
+        n_train, cfg.valid_fraction, np.random.default_rng(model.seed)
+    )
     fit_idx = np.concatenate([fit_idx, np.arange(n_train, x_all.shape[0])])
     batch_size = min(cfg.batch_size, len(fit_idx))
-    steps_per_epoch = math.ceil(len(fit_idx) / batch_size)
     co_mask = torch.ones(y_all.shape[1:], device=device)
     co_mask[:n_obs, :n_in] = 0.0
     valid_x, valid_y = x_all[valid_idx], y_all[valid_idx]
     keep_p = 1.0 - cfg.cd_rate
 
-    def loss_fn(batch: torch.Tensor, step: int) -> torch.Tensor:
-        epoch = step / steps_per_epoch
+    def loss_fn(batch: torch.Tensor, epoch: int) -> torch.Tensor:
         x, y, avail = x_all[batch], y_all[batch], a_all[batch]
         kept = torch.rand(x.shape, generator=gen, device=device) < keep_p
         log_rates, ic_kl, co_kl = net(x * kept / keep_p, sample=True, generator=gen)
@@ -222,7 +222,9 @@ def fit(model: LFADS, data: PhaseData) -> None:
         l2_w = ramp(epoch, cfg.l2_start_epoch, cfg.l2_increase_epoch)
         return recon + kl_w * kl + l2_w * net.l2_penalty()
 
+    @torch.no_grad()
     def valid_fn() -> float:
+        net.eval()
         log_rates = torch.cat(
             [net(chunk, sample=False)[0] for chunk in valid_x.split(batch_size)]
         )
@@ -230,18 +232,19 @@ def fit(model: LFADS, data: PhaseData) -> None:
         return float((nll * co_mask).sum() / (co_mask.sum() * len(valid_y)))
 
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
-    patience = None if cfg.patience_epochs is None else cfg.patience_epochs * steps_per_epoch
-    log = torch_loop.train(
-        net, optimizer, loss_fn, valid_fn if len(valid_idx) else None, fit_idx,
-        batch_size=batch_size, n_steps=cfg.epochs * steps_per_epoch,
-        val_every=cfg.val_every_epochs * steps_per_epoch, generator=gen,
-        grad_clip=cfg.grad_clip, patience=patience, desc="lfads",
+    schedule = Schedule(
+        epochs=cfg.epochs, batch_size=batch_size, validate_every=cfg.val_every_epochs,
+        patience=cfg.patience_epochs, grad_clip=cfg.grad_clip,
     )  # fmt: skip
-    model.train_log = log
+    history = train(
+        net, optimizer, loss_fn, fit_idx, schedule, shuffle=gen,
+        validate=valid_fn if len(valid_idx) else None, metric="valid_co_nll", desc="lfads",
+    )  # fmt: skip
+    model.history = history
     model.extras = {
-        "best_epoch": log.best_step // steps_per_epoch,
-        "epochs_run": math.ceil(log.steps_run / steps_per_epoch),
-        "best_valid_nll": round(log.best_valid, 6) if log.valid else None,
+        "best_epoch": history.best_epoch,
+        "epochs_run": len(history.train["loss"]),
+        "best_valid_co_nll": round(history.best_value, 6) if history.valid else None,
         "torch_threads": torch.get_num_threads(),
     }
 

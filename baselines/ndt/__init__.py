@@ -36,7 +36,9 @@ Where this departs from the authors
    neuron count to divide).
 3. Spans in ``"full"`` mode widen along time per neuron (their ``expand_mask`` handles only
    the per-bin mask).
-4. ``patience`` counts optimizer steps between validation checks that improve.
+4. Training runs on the suite's shared loop (:mod:`nlbsuite.training`), which counts
+   epochs: ``n_steps``, ``val_every`` and ``patience`` (steps, as the authors count) are
+   rounded up to whole epochs of the fitting trials.
 5. The NLB entries of the paper were chosen by a random search (``SEARCH_SPACE``, their
    ``configs/mc_maze.json``); the ``paper`` preset takes the values of their
    ``configs/mc_maze_small.yaml`` and the config defaults for what it leaves to the search

@@ -6,16 +6,17 @@ its own network. Functions take the adapter as ``model`` and keep their state on
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baselines import torch_loop
 from baselines.ndt import NDT, NDTConfig
-from nlbsuite.adapter import resolve_device, seed_everything
+from nlbsuite.adapter import seed_everything
 from nlbsuite.data import PhaseData, Rates
+from nlbsuite.training import Schedule, split_trials, torch_device, train
 
 
 def context_mask(n_bins: int, forward: int, backward: int) -> torch.Tensor:
@@ -205,10 +206,37 @@ def span_probability(step: int, start: int, end: int) -> float:
     return 1.0 if end <= start else min(1.0, (step - start) / (end - start))
 
 
+def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
+    """LR factor per step: linear warm-up over ``warmup`` steps, then cosine decay to 0 at
+    ``total`` (the ``get_cosine_schedule_with_warmup`` rule of NDT's runner)."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def step_schedule(cfg: NDTConfig, n_fit: int) -> tuple[Schedule, int]:
+    """The shared loop's epoch :class:`Schedule` for ``cfg``'s step counts (``n_steps``,
+    ``val_every``, ``patience``, each rounded to whole epochs) and the steps per epoch."""
+    per_epoch = math.ceil(n_fit / cfg.batch_size)
+    schedule = Schedule(
+        epochs=max(1, math.ceil(cfg.n_steps / per_epoch)),
+        batch_size=cfg.batch_size,
+        validate_every=max(1, round(cfg.val_every / per_epoch)),
+        patience=None if cfg.patience is None else max(1, math.ceil(cfg.patience / per_epoch)),
+        grad_clip=cfg.grad_clip,
+    )
+    return schedule, per_epoch
+
+
 def fit(model: NDT, data: PhaseData) -> None:
     seed_everything(model.seed)
     cfg = model._cfg = model._resolved_config(data)
-    device = torch.device(resolve_device(cfg.device))
+    device = torch_device(cfg.device)
     gen = torch.Generator(device=device).manual_seed(model.seed)
     n_in, n_out, n_fwd = data.n_heldin, data.n_heldout, data.n_forward
     model._sizes = (n_in, n_out, data.n_bins, n_fwd)
@@ -223,22 +251,26 @@ def fit(model: NDT, data: PhaseData) -> None:
         for a in _training_arrays(model, data)
     )
     n_train = data.train_spikes_heldin.shape[0]
-    fit_idx, valid_idx = torch_loop.split_trials(n_train, cfg.valid_fraction, model.seed)
+    fit_idx, valid_idx = split_trials(
+        n_train, cfg.valid_fraction, np.random.default_rng(model.seed)
+    )
     fit_idx = np.concatenate([fit_idx, np.arange(n_train, x_all.shape[0])])
     # Validation: co-smoothing NLL (held-out neurons, forward bins) of unmasked inputs.
     co_mask = torch.ones(y_all.shape[1:], device=device)
     co_mask[: data.n_bins, :n_in] = 0.0
     valid_x = pad_inputs(x_all[valid_idx], n_out, n_fwd)
     valid_y = y_all[valid_idx]
+    steps = [0]  # optimizer steps so far (the span ramp counts steps)
 
-    def loss_fn(batch: torch.Tensor, step: int) -> torch.Tensor:
+    def loss_fn(batch: torch.Tensor, epoch: int) -> torch.Tensor:
         heldin = x_all[batch]
         inputs, masked = mask_batch(
             heldin, ratio=cfg.mask_ratio, mode=cfg.mask_mode, token_ratio=cfg.mask_token_ratio,
             random_ratio=cfg.mask_random_ratio, max_span=cfg.mask_max_span,
-            expand_prob=span_probability(step, cfg.span_ramp_start, cfg.span_ramp_end),
+            expand_prob=span_probability(steps[0], cfg.span_ramp_start, cfg.span_ramp_end),
             generator=gen,
         )  # fmt: skip
+        steps[0] += 1
         labels = torch.ones_like(y_all[batch])
         labels[:, : data.n_bins, :n_in] = masked.float()
         labels = labels * a_all[batch]
@@ -247,26 +279,29 @@ def fit(model: NDT, data: PhaseData) -> None:
         loss = (nll * labels).sum() / labels.sum().clamp(min=1.0)
         return loss + net.auxiliary_loss(heldin, gen)
 
+    @torch.no_grad()
     def valid_fn() -> float:
+        net.eval()
         log_rates = torch.cat([net(chunk) for chunk in valid_x.split(cfg.batch_size)])
         nll = F.poisson_nll_loss(log_rates, valid_y, log_input=True, reduction="none")
         return float((nll * co_mask).sum() / (co_mask.sum() * len(valid_y)))
 
+    schedule, per_epoch = step_schedule(cfg, len(fit_idx))
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, torch_loop.warmup_cosine(cfg.warmup_steps, cfg.n_steps)
+        optimizer, warmup_cosine(cfg.warmup_steps, schedule.epochs * per_epoch)
     )
-    log = torch_loop.train(
-        net, optimizer, loss_fn, valid_fn if len(valid_idx) else None, fit_idx,
-        batch_size=cfg.batch_size, n_steps=cfg.n_steps, val_every=cfg.val_every,
-        generator=gen, grad_clip=cfg.grad_clip, scheduler=scheduler, patience=cfg.patience,
-        desc=model.info.name,
+    history = train(
+        net, optimizer, loss_fn, fit_idx, schedule, shuffle=gen,
+        validate=valid_fn if len(valid_idx) else None, metric="valid_co_nll",
+        scheduler=scheduler, scheduler_interval="step", desc=model.info.name,
     )  # fmt: skip
-    model.train_log = log
+    model.history = history
     model.extras = {
-        "best_step": log.best_step,
-        "steps_run": log.steps_run,
-        "best_valid_nll": round(log.best_valid, 6) if log.valid else None,
+        "best_epoch": history.best_epoch,
+        "epochs_run": len(history.train["loss"]),
+        "steps_run": steps[0],
+        "best_valid_co_nll": round(history.best_value, 6) if history.valid else None,
         "torch_threads": torch.get_num_threads(),
     }
 

@@ -26,7 +26,7 @@ Model
 Where this departs from the authors
 -----------------------------------
 1. Everything listed for :mod:`baselines.ndt` (validation metric, readout bias init, zero
-   padding of the width to a multiple of ``n_heads``, step-counted patience).
+   padding of the width to a multiple of ``n_heads``, steps rounded to epochs).
 2. The contrastive views go through the embeddings only: with ``CONTRAST_LAYER: embedder``
    (their NLB setting) the loss uses nothing else, so their two extra full passes of the
    transformer per batch change no gradient and are skipped.

@@ -131,9 +131,9 @@ class NDT(ModelAdapter):
             lr=5e-3, device="cpu",
         ),
         "cpu": dict(
-            n_steps=3000, warmup_steps=300, val_every=50, patience=None, lr=2e-3,
+            n_steps=1500, warmup_steps=150, val_every=50, patience=None, lr=2e-3,
             context_forward=-1, context_backward=-1, dropout=0.2, dropout_rates=0.3,
-            dropout_embedding=0.3, span_ramp_start=500, span_ramp_end=1500, mask_max_span=3,
+            dropout_embedding=0.3, span_ramp_start=300, span_ramp_end=900, mask_max_span=3,
             use_eval_heldin=True,
         ),
         "paper": dict(),

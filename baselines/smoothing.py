@@ -215,7 +215,7 @@ def cross_validate_smoothing(
     """
     from tqdm import tqdm
 
-    from nlbsuite.evaluation import bits_per_spike
+    from nlbsuite.scoring import bits_per_spike
 
     n_trials = len(heldin)
     require(

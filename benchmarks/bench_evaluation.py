@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nlbsuite.evaluation import score_submission
+from nlbsuite.scoring import score_submission
 from nlbsuite.submission import write_submission, write_target
 from nlbsuite.synthetic_targets import FULL_SIZES, make_case
 

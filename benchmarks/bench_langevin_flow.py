@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from nlbsuite.data import PhaseData, phase_data_from_h5
-from nlbsuite.evaluation import evaluate
 from nlbsuite.lorenz import make_lorenz
 from nlbsuite.results import default_results_dir, load_record, record_path, save_record
 from nlbsuite.runner import fit_predict, load_run_model, run
+from nlbsuite.scoring import evaluate
 
 MC_MAZE_SMALL = Path("/work/shared/data/mc_maze_small/mc_maze_small_val_tensors.h5")
 SMOOTHING_COBPS = {"lorenz_20": 0.309, "mc_maze_small": 0.116}  # measured on main

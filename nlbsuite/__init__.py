@@ -15,12 +15,12 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
     from nlbsuite.datasets import load_dataset
-    from nlbsuite.evaluation import evaluate
     from nlbsuite.runner import fit_predict, run
+    from nlbsuite.scoring import evaluate
 
 _LAZY = {
     "load_dataset": "nlbsuite.datasets",
-    "evaluate": "nlbsuite.evaluation",
+    "evaluate": "nlbsuite.scoring",
     "run": "nlbsuite.runner",
     "fit_predict": "nlbsuite.runner",
 }

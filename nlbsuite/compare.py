@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from nlbsuite.evaluation import METRICS
+from nlbsuite.catalog import METRICS
 from nlbsuite.leaderboard import metric_order
 from nlbsuite.results import ResultRecord, RunKey, load_records
 

@@ -10,7 +10,7 @@ Change the imports of an nlb_tools script and keep the rest::
 Same signatures, defaults and return values as nlb_tools 0.0.4 (dicts of (trial, time,
 neuron) arrays under its keys, files in its ``save_to_h5`` layout, ``evaluate``'s list of
 dicts), computed by :mod:`nlbsuite.nlb` (vectorised binning and windowing, no pandas
-DataFrame of the whole session) and :mod:`nlbsuite.evaluation`. What nlbsuite does not
+DataFrame of the whole session) and :mod:`nlbsuite.scoring`. What nlbsuite does not
 implement (``update_params``, ``NWBDataset.data``, ``make_trial_data``, smoothing, ...)
 raises :class:`~nlbsuite.errors.UserError` naming the alternative.
 """
@@ -336,6 +336,6 @@ def evaluate(
 ) -> list[dict[str, dict[str, float]]]:
     """``nlb_tools.evaluation.evaluate``: ``[{"mc_maze_split": {"co-bps": ..., ...}}, ...,
     {"mc_maze_scaling_split": {"[100] co-bps": ...}}]`` for every key in both files/dicts."""
-    from nlbsuite.evaluation import score_submission
+    from nlbsuite.scoring import score_submission
 
     return score_submission(test_annotation_file, user_submission_file)

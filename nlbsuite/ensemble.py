@@ -64,7 +64,7 @@ def _metric_value(record: Any, metric: str) -> float:
 
 
 def _higher_is_better(metric: str, record: Any) -> bool:
-    from nlbsuite.evaluation import METRICS
+    from nlbsuite.catalog import METRICS
 
     if metric not in record.metrics:
         return False  # extras: losses
@@ -136,10 +136,10 @@ def ensemble(
     of them by ``metric`` (:func:`select_top`). ``data``: the runs' data when it cannot
     be reloaded by name (runs on a tensor file); its hash must match the members'."""
     from nlbsuite.datasets import load_dataset
-    from nlbsuite.evaluation import evaluate
     from nlbsuite.provenance import data_hash, git_commit, now_iso, package_versions
     from nlbsuite.results import ResultRecord, default_results_dir, save_record
     from nlbsuite.runner import load_run_model
+    from nlbsuite.scoring import evaluate
 
     say = log or (lambda _: None)
     results = Path(results_dir) if results_dir is not None else default_results_dir()

@@ -2,7 +2,7 @@
 
 One table per dataset key and phase: a row per run key (:class:`~nlbsuite.results.RunKey`:
 model, preset, config hash on that dataset phase), each metric as mean ± std over seeds, the
-best mean per metric in bold (direction from :data:`nlbsuite.evaluation.METRICS`). Written
+best mean per metric in bold (direction from :data:`nlbsuite.catalog.METRICS`). Written
 as ``README.md`` (markdown via tabulate) and ``leaderboard.csv`` next to the results folder.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from nlbsuite.evaluation import METRICS
+from nlbsuite.catalog import METRICS
 from nlbsuite.results import ResultRecord, RunKey, load_records, results_lock, write_result_file
 
 GroupKey = tuple[str, str]  # (dataset key, phase)

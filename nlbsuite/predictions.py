@@ -76,7 +76,7 @@ def prediction_arrays(data: PhaseData, rates: Rates, model: Any = None) -> dict[
 def _decoded_velocity(data: PhaseData, rates: Rates) -> tuple[np.ndarray, np.ndarray] | None:
     """(true, decoded) eval behaviour (trial, time, dim), or None without time-resolved
     train and eval behaviour and train rates."""
-    from nlbsuite.evaluation import ridge_cv
+    from nlbsuite.scoring.decoding import ridge_cv
 
     tgt = data.target
     train_y = None if tgt is None else tgt.train_behavior

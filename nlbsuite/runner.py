@@ -26,7 +26,6 @@ from nlbsuite.adapter import ModelAdapter, resolve_device, seed_everything
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.datasets import load_dataset
 from nlbsuite.errors import UserError
-from nlbsuite.evaluation import evaluate
 from nlbsuite.predictions import prediction_arrays, save_arrays
 from nlbsuite.provenance import code_fingerprint, data_hash, git_commit, now_iso, package_versions
 from nlbsuite.registry import get_model_class
@@ -39,6 +38,7 @@ from nlbsuite.results import (
     save_record,
     write_result_file,
 )
+from nlbsuite.scoring import evaluate
 
 ARTIFACTS_ENV = "NLBSUITE_RUNS"
 

@@ -23,17 +23,13 @@ from typing import Any
 import h5py
 import numpy as np
 
+from nlbsuite.catalog import SUBMISSION_KEYS, parse_dataset_key
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.errors import UserError
-from nlbsuite.evaluation import (
-    SUBMISSION_KEYS,
-    Evaluator,
-    Problem,
-    open_h5_tree,
-    parse_dataset_key,
-    tree_problems,
-)
 from nlbsuite.fileio import atomic_path
+from nlbsuite.scoring.evaluator import Evaluator
+from nlbsuite.scoring.h5io import open_h5_tree
+from nlbsuite.scoring.rules import Problem, tree_problems
 
 
 def submission_arrays(
@@ -156,7 +152,7 @@ def validate_submission(
     source: str | Path | Mapping[str, Any], target: str | Path | Mapping[str, Any] | None = None
 ) -> list[Problem]:
     """Every problem of a submission file (or dict) under the rules scoring enforces
-    (:func:`~nlbsuite.evaluation.tree_problems`, :meth:`Evaluator.problems`): keys, shapes
+    (:func:`~nlbsuite.scoring.rules.tree_problems`, :meth:`Evaluator.problems`): keys, shapes
     (against the NLB sizes or, with ``target``, the eval target's), dtype, NaN / inf,
     negative and all-zero rates. No error means ``nlbsuite score`` and EvalAI score it."""
     where = str(source) if not isinstance(source, Mapping) else "submission"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nlbsuite.evaluation import NLB_SHAPES, parse_dataset_key
+from nlbsuite.catalog import NLB_SHAPES, parse_dataset_key
 
 FULL_SIZES = {  # (train trials, eval trials) of the NLB test phase
     "mc_maze": (2295, 574),

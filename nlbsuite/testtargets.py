@@ -256,7 +256,7 @@ def expected_shapes(
 ) -> dict[str, tuple[int | None, ...]]:
     """Shapes of the arrays of target group ``key``; trial counts from :data:`EXPECTED`,
     else ``n_eval`` / ``n_train``, else None (any)."""
-    from nlbsuite.evaluation import NLB_SHAPES, parse_dataset_key
+    from nlbsuite.catalog import NLB_SHAPES, parse_dataset_key
 
     dataset, bin_ms = parse_dataset_key(key)
     shape = NLB_SHAPES[dataset]
@@ -333,12 +333,12 @@ class TestTargets:
 
     def keys(self) -> list[str]:
         """Dataset keys in nlb_tools' order (unknown keys are refused by name)."""
-        from nlbsuite.evaluation import _ordered_keys, parse_dataset_key
+        from nlbsuite.catalog import ordered_keys, parse_dataset_key
 
         keys = list(self._file)
         for k in keys:
             parse_dataset_key(k)
-        return _ordered_keys(keys)
+        return ordered_keys(keys)
 
     def __contains__(self, key: str) -> bool:
         return key in self._file

@@ -127,7 +127,7 @@ def test_code_fingerprint_covers_the_models_package(tmp_path, monkeypatch):
 
 
 def test_true_rates_score_the_ceiling_and_mean_rate_scores_about_zero(tiny_lorenz):
-    from nlbsuite.evaluation import evaluate
+    from nlbsuite.scoring import evaluate
 
     truth = evaluate(tiny_lorenz, tiny_lorenz.truth.as_rates())
     assert truth["co-bps"] == pytest.approx(truth["ceiling co-bps"])

@@ -14,9 +14,9 @@ from nlbsuite.data import Rates
 from nlbsuite.datasets import load_dataset
 from nlbsuite.ensemble import average_rates, ensemble, select_top
 from nlbsuite.errors import UserError
-from nlbsuite.evaluation import evaluate
 from nlbsuite.results import load_record, record_path
 from nlbsuite.runner import load_run_model, run
+from nlbsuite.scoring import evaluate
 
 SMOOTH = {"kern_sd_ms": 60.0, "alpha": 0.01}
 

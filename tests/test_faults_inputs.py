@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from nlbsuite.cli import main
 from nlbsuite.errors import UserError
-from nlbsuite.evaluation import score_by_key
 from nlbsuite.nlb.nwb import read_recording, seconds_to_ns
 from nlbsuite.nlb.tensors import bin_spikes
+from nlbsuite.scoring import score_by_key
 from nlbsuite.submission import validate_submission, write_submission, write_target
 from nlbsuite.synthetic_targets import make_case
 

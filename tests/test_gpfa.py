@@ -4,7 +4,7 @@ import pytest
 pytest.importorskip("elephant")
 
 from baselines.gpfa import GPFA, NLB_GPFA_PARAMS, GPFAConfig, fit_gpfa
-from nlbsuite.evaluation import evaluate
+from nlbsuite.scoring import evaluate
 
 
 def test_nlb_settings_are_run_gpfas_default_dict():

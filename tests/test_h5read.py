@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from nlbsuite import h5read
-from nlbsuite.evaluation import score_by_key
 from nlbsuite.h5read import read_dataset
+from nlbsuite.scoring import score_by_key
 from nlbsuite.submission import write_submission
 from nlbsuite.synthetic_targets import make_case
 

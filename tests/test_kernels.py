@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nlbsuite import kernels
-from nlbsuite.evaluation import LOG_ZERO_RATE, ZERO_RATE, bits_per_spike
+from nlbsuite.scoring import bits_per_spike, kernels
+from nlbsuite.scoring.stats import LOG_ZERO_RATE, ZERO_RATE
 
 
 def _rates_and_spikes(seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -208,7 +208,7 @@ def test_poisson_sums_take_subnormal_and_infinite_rates_with_the_c_log() -> None
 @pytest.mark.parametrize("dtype", [np.float16, np.int64])
 def test_other_dtypes_score_as_their_float64_cast(dtype: type) -> None:
     """The kernels take float32/float64 only: other rate dtypes are cast first."""
-    from nlbsuite.evaluation import psth_r2, speed_tp_correlation
+    from nlbsuite.scoring import psth_r2, speed_tp_correlation
 
     rng = np.random.default_rng(8)
     rates = rng.gamma(2.0, 1.5, size=(6, 12, 4)).astype(dtype)

@@ -1,7 +1,7 @@
 import numpy as np
 
-from nlbsuite.evaluation import evaluate
 from nlbsuite.lorenz import LorenzSpec, lorenz_trajectories, make_lorenz
+from nlbsuite.scoring import evaluate
 
 
 def test_lorenz_integrator_matches_fixed_point_and_flow():

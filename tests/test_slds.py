@@ -23,7 +23,7 @@ from baselines.slds import (
     forward_backward,
     m_step_dynamics,
 )
-from nlbsuite.evaluation import evaluate
+from nlbsuite.scoring import evaluate
 
 
 def _random_btd(rng: np.random.Generator, n_batch: int, n_time: int, dim: int):

@@ -18,7 +18,7 @@ from baselines.smoothing import (
 from nlbsuite.data import rebin
 from nlbsuite.datasets import load_dataset
 from nlbsuite.errors import UserError
-from nlbsuite.evaluation import bits_per_spike, evaluate
+from nlbsuite.scoring import bits_per_spike, evaluate
 
 
 def test_smoothing_equals_nlb_per_channel_np_convolve():

@@ -16,7 +16,7 @@ from nlbsuite.commands import score as score_cmd
 from nlbsuite.commands import submit as submit_cmd
 from nlbsuite.commands import validate as validate_cmd
 from nlbsuite.errors import UserError
-from nlbsuite.evaluation import evaluate, score_by_key
+from nlbsuite.scoring import evaluate, score_by_key
 from nlbsuite.submission import (
     read_submission,
     target_group,

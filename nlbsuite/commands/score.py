@@ -48,7 +48,7 @@ def _num(x: float) -> float | None:
 def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from nlbsuite.evaluation import score_by_key
+    from nlbsuite.scoring import score_by_key
 
     require(args.bootstrap >= 0, f"--bootstrap {args.bootstrap}: expected a count >= 0")
     skipped: list[str] = []
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         target = args.target
         if target is None:  # the released test targets: only the submission's groups
-            from nlbsuite.evaluation import open_h5_tree
+            from nlbsuite.scoring.h5io import open_h5_tree
             from nlbsuite.testtargets import TestTargets
 
             with open_h5_tree(args.submission, "submission") as tree:

@@ -6,7 +6,7 @@ as nlb_tools casts whole arrays), and accumulates in float64; logs are fdlibm's,
 ulp of numpy's (tests check both against the exact log). Trials (or conditions) run
 in parallel on all cores (``NUMBA_NUM_THREADS`` caps them); every output element is written
 by one iteration in a fixed order, so results do not depend on the number of threads.
-They hold no metric logic: :mod:`nlbsuite.evaluation` turns their sums into nlb_tools'
+They hold no metric logic: :mod:`nlbsuite.scoring.stats` turns their sums into nlb_tools'
 numbers, and the oracle tests compare those with nlb_tools' ``evaluate``.
 """
 

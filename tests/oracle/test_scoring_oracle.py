@@ -19,7 +19,7 @@ nlb_eval = pytest.importorskip("nlb_tools.evaluation")
 from nlb_tools.make_tensors import save_to_h5  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from nlbsuite.evaluation import (  # noqa: E402
+from nlbsuite.scoring import (  # noqa: E402
     bits_per_spike,
     score_submission,
     speed_tp_correlation,

@@ -20,7 +20,8 @@ trials, 20 + 5 forward bins, 22 + 8 neurons) and checks, in order:
 3. fit and predict on :meth:`PhaseData.model_input` (read-only arrays) without errors, and
    with the input arrays unchanged afterwards;
 4. rates: a :class:`Rates` with every array the data needs, of the right shape, finite and
-   strictly positive (a zero rate gives an infinite Poisson loss on any spike);
+   non-negative; strictly positive where a Poisson likelihood scores them (eval held-out
+   and forward rates: a zero rate there is an infinite loss on any spike);
 5. predict twice on the fitted model gives identical rates;
 6. determinism: a second model with the same seed gives bit-identical rates (on CPU);
    a ``stochastic`` model with another seed gives different rates;
@@ -47,6 +48,8 @@ from nlbsuite.data import PhaseData, Rates
 
 #: Presets every model declares (``smoke``: seconds, for tests; ``cpu``; ``paper``).
 REQUIRED_PRESETS = ("smoke", "cpu", "paper")
+#: Rate arrays scored by a Poisson likelihood (co-bps, fp-bps): must be strictly positive.
+POISSON_SCORED = ("eval_rates_heldout", "eval_rates_heldin_forward", "eval_rates_heldout_forward")
 
 
 class AdapterCheckError(AssertionError):
@@ -217,6 +220,17 @@ def _fit_predict(
     return model, rates
 
 
+def check_rates(rates: Any, data: PhaseData) -> None:
+    """Check 4 alone: ``rates`` has every array ``data`` needs, of the right shape, finite,
+    non-negative, and strictly positive where Poisson-scored; :class:`AdapterCheckError`
+    otherwise."""
+
+    def fail(check: str, message: str) -> AdapterCheckError:
+        return AdapterCheckError(f"check_rates: {message}")
+
+    _check_rates(rates, data, fail, "rates")
+
+
 def _check_rates(rates: Any, data: PhaseData, fail: Any, check: str) -> None:
     if not isinstance(rates, Rates):
         raise fail(check, f"predict() must return nlbsuite.data.Rates, got {type(rates).__name__}")
@@ -230,11 +244,13 @@ def _check_rates(rates: Any, data: PhaseData, fail: Any, check: str) -> None:
             raise fail(check, f"'{key}' has shape {arr.shape}, expected {shape}")
         if not np.isfinite(arr).all():
             raise fail(check, f"'{key}' has {int((~np.isfinite(arr)).sum())} NaN/inf entries")
-        if not (arr > 0).all():
+        if not (arr >= 0).all():
+            raise fail(check, f"'{key}' has {int((arr < 0).sum())} negative rates")
+        if key in POISSON_SCORED and not (arr > 0).all():
             raise fail(
                 check,
-                f"'{key}' has {int((arr <= 0).sum())} rates <= 0 (min {arr.min():.3g}); "
-                "rates are expected counts per bin and must be strictly positive",
+                f"'{key}' has {int((arr <= 0).sum())} zero rates; it is scored by a Poisson "
+                "likelihood, where a zero rate on a spike is an infinite loss",
             )
 
 

@@ -101,11 +101,15 @@ def ramp(epoch: int, n_epochs: int) -> float:
 
 
 def poisson_nll(
-    rates: torch.Tensor, spikes: torch.Tensor, mask: torch.Tensor | None = None
+    rates: torch.Tensor | np.ndarray,
+    spikes: torch.Tensor | np.ndarray,
+    mask: torch.Tensor | np.ndarray | None = None,
 ) -> float:
     """Mean Poisson negative log-likelihood ``rate - spikes * log(rate)`` (no log-factorial)
-    over the entries where ``mask`` is true (all if None); shapes (trial, time, neuron)."""
-    nll = rates - spikes * rates.log()
+    over the entries where ``mask`` is true (all if None); shapes (trial, time, neuron);
+    torch tensors or NumPy arrays."""
+    log = rates.log() if hasattr(rates, "log") else np.log(rates)
+    nll = rates - spikes * log
     return float((nll if mask is None else nll[mask]).mean())
 
 

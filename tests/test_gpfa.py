@@ -5,6 +5,7 @@ pytest.importorskip("elephant")
 
 from baselines.gpfa import GPFA, NLB_GPFA_PARAMS, GPFAConfig, fit_gpfa
 from nlbsuite.scoring import evaluate
+from nlbsuite.testing import check_adapter
 
 
 def test_nlb_settings_are_run_gpfas_default_dict():
@@ -42,14 +43,10 @@ def test_count_arrays_give_elephants_spike_train_result():
     np.testing.assert_allclose(ours, np.stack([x.T for x in ref]), rtol=1e-10, atol=1e-12)
 
 
-def test_gpfa_beats_the_null_on_lorenz_and_repeats_for_a_seed(tiny_lorenz):
-    data = tiny_lorenz.model_input()
-    runs = []
-    for _ in range(2):
-        model = GPFA(GPFA.make_config("smoke"), seed=1)
-        model.fit(data)
-        runs.append(model.predict(data))
-    np.testing.assert_array_equal(runs[0].eval_rates_heldout, runs[1].eval_rates_heldout)
+def test_gpfa_passes_the_conformance_check_and_beats_the_null_on_lorenz(tiny_lorenz):
+    # check_adapter: shapes, positivity, the same rates for a seed, pickling
+    result = check_adapter(GPFA, tiny_lorenz, seed=1)
+    model, runs = result.model, [result.rates]
     assert runs[0].eval_rates_heldin_forward.shape == (8, 5, 22)
     scores = evaluate(tiny_lorenz, runs[0])
     assert 0.02 < scores["co-bps"] < scores["ceiling co-bps"]

@@ -19,6 +19,7 @@ from nlbsuite.data import rebin
 from nlbsuite.datasets import load_dataset
 from nlbsuite.errors import UserError
 from nlbsuite.scoring import bits_per_spike, evaluate
+from nlbsuite.testing import check_adapter
 
 
 def test_smoothing_equals_nlb_per_channel_np_convolve():
@@ -35,6 +36,12 @@ def test_nlb_parameters():
     assert NLB_SMOOTHING_PARAMS["mc_maze"] == (50, 0.01)
     assert NLB_SMOOTHING_PARAMS["dmfc_rsg"] == (60, 0.001)
     assert NLB_SMOOTHING_PARAMS["mc_maze_small"] == (60, 0.1)
+
+
+def test_smoothing_passes_the_adapter_conformance_check(tiny_lorenz):
+    # Fixed kernel and penalty: the check fits twice, the cross-validation is tested below.
+    result = check_adapter(Smoothing, tiny_lorenz, overrides={"kern_sd_ms": 40.0, "alpha": 0.01})
+    assert result.model.choose_params(tiny_lorenz) == (40.0, 0.01)
 
 
 def test_smoothing_beats_the_null_on_lorenz(tiny_lorenz):

@@ -72,8 +72,14 @@ def _with_nan(r: Rates) -> Rates:
 
 
 def _with_zero(r: Rates) -> Rates:
-    bad = r.train_rates_heldin.copy()
+    bad = r.eval_rates_heldin_forward.copy()
     bad[..., 0] = 0.0
+    return dataclasses.replace(r, eval_rates_heldin_forward=bad)
+
+
+def _with_negative(r: Rates) -> Rates:
+    bad = r.train_rates_heldin.copy()
+    bad[0, 0, 0] = -1e-9
     return dataclasses.replace(r, train_rates_heldin=bad)
 
 
@@ -133,7 +139,8 @@ class LossyConfig(ModelConfig):
 BROKEN: dict[str, tuple[type[ModelAdapter], str]] = {
     "wrong shape": (variant("WrongShape", predict=_predict_then(_wrong_shape)), "rates: 'eval_rates_heldout' has shape"),
     "NaN": (variant("WithNaN", predict=_predict_then(_with_nan)), "NaN/inf"),
-    "zero rate": (variant("WithZero", predict=_predict_then(_with_zero)), "rates <= 0"),
+    "zero rate": (variant("WithZero", predict=_predict_then(_with_zero)), "'eval_rates_heldin_forward' has 40 zero rates"),
+    "negative rate": (variant("WithNegative", predict=_predict_then(_with_negative)), "'train_rates_heldin' has 1 negative rates"),
     "missing forward": (variant("NoForward", predict=_predict_then(_no_forward)), "'eval_rates_heldout_forward' missing"),
     "not Rates": (variant("ReturnsDict", predict=lambda self, d: {"x": 1}), "must return nlbsuite.data.Rates"),
     "unseeded": (variant("Unseeded", fit=_fit_unseeded), "determinism: a second fit with seed 0"),

@@ -37,7 +37,11 @@ Model
   always do); ``cd_pass_rate=None`` means ``1 - cd_rate``, as in the authors' code. Adam +
   ReduceLROnPlateau on the validation NLL; the checkpoint with the lowest validation NLL
   (train trials held out inside ``fit``) is kept.
-- Prediction: mean over ``n_samples`` posterior/Langevin samples of the log-rates, then exp.
+- Training runs in the suite's loop (:func:`nlbsuite.training.train`: batches, passes,
+  warm-ups, validation, best checkpoint).
+- Prediction: mean over ``n_samples`` posterior/Langevin samples of the rates (the suite's
+  rule, :func:`nlbsuite.training.average_rates`; the validation NLL uses the same mean).
+  Before nlbsuite's shared loop this model averaged log-rates.
 
 Where this departs from the authors' code (paper equations implemented instead)
 -------------------------------------------------------------------------------
@@ -108,7 +112,6 @@ __all__ = [
     "gaussian_kl",
     "gaussian_kl_std_normal",
     "langevin_step",
-    "warmup",
 ]
 
 #: Authors' per-dataset training settings (their train_langevin_*.py scripts, 20 ms bins).
@@ -164,11 +167,6 @@ class LangevinFlowConfig(ModelConfig):
     paper_dataset_settings: bool = False
     n_samples: int = 50
     num_threads: int = 1
-
-
-def warmup(epoch: int, n_epochs: int) -> float:
-    """Linear ramp from 0 at epoch 0 to 1 at ``n_epochs`` (1 throughout if ``n_epochs`` is 0)."""
-    return min(1.0, epoch / n_epochs) if n_epochs > 0 else 1.0
 
 
 class LangevinFlow(ModelAdapter):

@@ -5,19 +5,25 @@ keep their state on it (``_net``, ``_cfg``, sizes, histories).
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
-from baselines.langevin_flow import LangevinFlow, LangevinFlowConfig, warmup
-from nlbsuite.adapter import resolve_device, seed_everything
+from baselines.langevin_flow import LangevinFlow, LangevinFlowConfig
+from nlbsuite.adapter import seed_everything
 from nlbsuite.data import PhaseData, Rates
+from nlbsuite.training import (
+    Schedule,
+    average_rates,
+    poisson_nll,
+    ramp,
+    split_trials,
+    torch_device,
+    train,
+)
 
 
 class CoupledOscillatorPotential(nn.Module):
@@ -171,9 +177,11 @@ def _training_arrays(
 
 
 def fit(model: LangevinFlow, data: PhaseData) -> None:
+    """Train with :func:`nlbsuite.training.train`; keep the checkpoint with the lowest
+    validation NLL (train trials held out here)."""
     seed_everything(model.seed)
     cfg = model._cfg = model._resolved_config(data)
-    device = torch.device(resolve_device(cfg.device))
+    device = torch_device(cfg.device)
     gen = torch.Generator(device=device).manual_seed(model.seed)
     model._n_in, model._n_bins, model._n_forward = data.n_heldin, data.n_bins, data.n_forward
     n_out = data.n_heldin + data.n_heldout
@@ -188,63 +196,52 @@ def fit(model: LangevinFlow, data: PhaseData) -> None:
         for a in _training_arrays(model, data)
     )
     n_train = data.train_spikes_heldin.shape[0]
-    rng = np.random.default_rng(model.seed)
-    perm = rng.permutation(n_train)
-    n_valid = max(1, round(cfg.valid_fraction * n_train)) if n_train > 1 else 0
-    valid_idx = torch.as_tensor(np.sort(perm[:n_valid]), device=device)
-    fit_idx = np.concatenate([np.sort(perm[n_valid:]), np.arange(n_train, x_all.shape[0])])
-    fit_idx_t = torch.as_tensor(fit_idx, device=device)
-
+    fit_idx, valid_idx = split_trials(n_train, cfg.valid_fraction, np.random.default_rng(model.seed))
+    fit_idx = np.concatenate([fit_idx, np.arange(n_train, x_all.shape[0])])
+    valid_t = torch.as_tensor(valid_idx, device=device)
     n_batches = math.ceil(len(fit_idx) / cfg.batch_size)
-    passes = max(1, math.ceil(cfg.min_batches_per_epoch / n_batches))  # per epoch
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=cfg.lr_factor, patience=cfg.lr_patience, threshold=0.0,
-        min_lr=cfg.lr_min,
-    )  # fmt: skip
-    model.history: list[float] = []  # per-epoch training NLL (mean per target entry)
-    model.kl_history: list[float] = []  # per-epoch KL (mean per trial)
-    model.valid_history: list[float] = []
-    best = (math.inf, copy.deepcopy(net.state_dict()), -1)
-    start = time.perf_counter()
-    epochs = tqdm(range(cfg.epochs), desc="langevin_flow", disable=None, leave=False)
-    for epoch in epochs:
-        beta = cfg.kl_weight * warmup(epoch, cfg.kl_warmup_epochs)
-        wd = cfg.weight_decay * warmup(epoch, cfg.l2_warmup_epochs)
-        optimizer.param_groups[0]["weight_decay"] = wd
-        net.train()
-        order = torch.cat(
-            [
-                fit_idx_t[torch.randperm(len(fit_idx_t), generator=gen, device=device)]
-                for _ in range(passes)
-            ]
+
+    def on_epoch_start(epoch: int) -> None:  # the L2 penalty ramps in with the epochs
+        optimizer.param_groups[0]["weight_decay"] = cfg.weight_decay * ramp(
+            epoch, cfg.l2_warmup_epochs
         )
-        totals, count = np.zeros(2), 0
-        for batch in order.split(cfg.batch_size):
-            nll, kl = _batch_loss(model, x_all[batch], y_all[batch], m_all[batch], gen)
-            loss = nll + beta * kl
-            optimizer.zero_grad()
-            loss.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-            optimizer.step()
-            totals += np.array([nll.item(), kl.item()]) * len(batch)
-            count += len(batch)
-        model.history.append(totals[0] / count)
-        model.kl_history.append(totals[1] / count)
-        if n_valid:
-            valid = _valid_nll(model, x_all[valid_idx], y_all[valid_idx])
-            model.valid_history.append(valid)
-            scheduler.step(valid)
-            if valid < best[0]:
-                best = (valid, copy.deepcopy(net.state_dict()), epoch)
-            epochs.set_postfix(loss=f"{model.history[-1]:.4f}", valid=f"{valid:.4f}")
-            if cfg.early_stop_patience is not None and epoch - best[2] >= cfg.early_stop_patience:
-                break
-    if n_valid:
-        net.load_state_dict(best[1])
-    model.best_epoch = best[2]
-    model.fit_seconds = time.perf_counter() - start
+
+    def loss_fn(batch: torch.Tensor, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        beta = cfg.kl_weight * ramp(epoch, cfg.kl_warmup_epochs)
+        nll, kl = _batch_loss(model, x_all[batch], y_all[batch], m_all[batch], gen)
+        return nll + beta * kl, {"nll": nll.item(), "kl": kl.item()}
+
+    def validate() -> float:
+        return _valid_nll(model, x_all[valid_t], y_all[valid_t])
+
+    history = train(
+        net,
+        optimizer,
+        loss_fn,
+        fit_idx,
+        Schedule(
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            passes=max(1, math.ceil(cfg.min_batches_per_epoch / n_batches)),
+            patience=cfg.early_stop_patience,
+            grad_clip=cfg.grad_clip,
+        ),
+        shuffle=gen,
+        validate=validate if len(valid_idx) else None,
+        metric="valid_nll",
+        scheduler=torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=cfg.lr_factor, patience=cfg.lr_patience, threshold=0.0,
+            min_lr=cfg.lr_min,
+        ),
+        on_epoch_start=on_epoch_start,
+        desc="langevin_flow",
+    )  # fmt: skip
+    model.history = history.train["nll"]  # per-epoch training NLL (mean per target entry)
+    model.kl_history = history.train["kl"]  # per-epoch KL (mean per trial)
+    model.valid_history = [value for _, value in history.valid]
+    model.best_epoch = history.best_epoch
+    model.fit_seconds = history.seconds
 
 
 def _batch_loss(
@@ -272,33 +269,31 @@ def _batch_loss(
 
 @torch.no_grad()
 def _valid_nll(model: LangevinFlow, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Mean Poisson NLL of the sample-averaged log-rates (fixed noise seed)."""
-    model._net.eval()
-    log_rates = _mean_log_rates(model, x, model._cfg.val_samples, seed=model.seed + 1)
-    return F.poisson_nll_loss(log_rates, y, log_input=True, full=False).item()
+    """Mean Poisson NLL of the sample-mean rates (fixed noise seed)."""
+    rates = _mean_rates(model, x, model._cfg.val_samples, seed=model.seed + 1)
+    return poisson_nll(rates, y.double().cpu().numpy())
 
 
 @torch.no_grad()
-def _mean_log_rates(
-    model: LangevinFlow, x: torch.Tensor, n_samples: int, seed: int
-) -> torch.Tensor:
-    """(trial, T + F, n_out) mean over ``n_samples`` draws of the log-rates."""
+def _mean_rates(model: LangevinFlow, x: torch.Tensor, n_samples: int, seed: int) -> np.ndarray:
+    """(trial, T + F, n_out) float64 mean over ``n_samples`` draws of the rates (the suite's
+    rule, :func:`nlbsuite.training.average_rates`)."""
+    model._net.eval()
     gen = torch.Generator(device=x.device).manual_seed(seed)
-    total = torch.zeros(())
-    for _ in range(n_samples):
+
+    def draw() -> np.ndarray:
         parts = [
             model._net(chunk, model._n_forward, gen)[0] for chunk in x.split(model._cfg.batch_size)
         ]
-        total = total + torch.cat(parts)
-    return total / n_samples
+        return torch.cat(parts).double().exp().cpu().numpy()
+
+    return average_rates(draw() for _ in range(n_samples))
 
 
 def predict(model: LangevinFlow, data: PhaseData) -> Rates:
-    model._net.eval()
     device = next(model._net.parameters()).device
     out = []
     for spikes in (data.train_spikes_heldin, data.eval_spikes_heldin):
         x = torch.tensor(spikes, dtype=torch.float32, device=device)  # inputs are read-only
-        log_rates = _mean_log_rates(model, x, model._cfg.n_samples, seed=model.seed + 2)
-        out.append(log_rates.double().exp().cpu().numpy())
+        out.append(_mean_rates(model, x, model._cfg.n_samples, seed=model.seed + 2))
     return Rates.from_full(out[0], out[1], data.n_heldin, data.n_bins)

@@ -5,14 +5,12 @@ their state on it (``module``, ``_device``, ``_spb``, ``_rng``, ``_gen``, histor
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
 import torch
 import torchsde
 from torch import nn
-from tqdm.auto import tqdm
 
 from baselines.latent_sde import (
     LatentSDE,
@@ -22,8 +20,16 @@ from baselines.latent_sde import (
     predictive_interval,
     steps_per_bin,
 )
-from nlbsuite.adapter import resolve_device, seed_everything
+from nlbsuite.adapter import seed_everything
 from nlbsuite.data import PhaseData, Rates
+from nlbsuite.training import (
+    Schedule,
+    average_rates,
+    poisson_nll,
+    split_trials,
+    torch_device,
+    train,
+)
 
 # ----------------------------------------------------------------------------------------
 # Torch modules
@@ -241,10 +247,12 @@ def _entropy(model: LatentSDE) -> int:
 
 
 def fit(model: LatentSDE, data: PhaseData) -> None:
+    """Maximise the ELBO with :func:`nlbsuite.training.train`; keep the checkpoint with the
+    lowest validation NLL of held-out and forward entries (sample-mean rates)."""
     cfg = model.cfg
     check_config(cfg)
     seed_everything(model.seed)
-    model._device = resolve_device(cfg.device)
+    model._device = torch_device(cfg.device)
     model._spb = steps_per_bin(data.bin_width_ms, cfg.dt_ms or data.bin_width_ms)
     step_s = data.bin_width_ms / 1000.0 / model._spb
     behavior = data.train_behavior if cfg.behavior_weight > 0 else None
@@ -258,61 +266,57 @@ def fit(model: LatentSDE, data: PhaseData) -> None:
         model.module.readout.bias.copy_(
             _tensor(model, np.log(np.maximum(full.mean(axis=(0, 1)), 1e-3)))
         )
+    # One NumPy stream for the split, the batch order and the Brownian entropies.
     model._rng = np.random.default_rng(model.seed)
     model._gen = torch.Generator(device=model._device).manual_seed(model.seed)
 
     inputs, targets = _targets(model, data)
     n_train = data.train_spikes_heldin.shape[0]
-    n_val = max(1, round(cfg.val_fraction * n_train)) if n_train >= 10 else 0
-    perm = model._rng.permutation(n_train)
-    val_idx = np.sort(perm[:n_val])
-    fit_idx = np.concatenate([np.sort(perm[n_val:]), np.arange(n_train, len(inputs))])
+    fit_idx, val_idx = split_trials(n_train, cfg.val_fraction, model._rng)
+    fit_idx = np.concatenate([fit_idx, np.arange(n_train, len(inputs))])
     x_all, y_all = _tensor(model, inputs), _tensor(model, targets)
     mask_all = torch.isfinite(y_all)
     y_all = torch.nan_to_num(y_all)
     beh = None if behavior is None else _tensor(model, behavior)
 
-    batch = min(cfg.batch_size, math.ceil(len(fit_idx) / cfg.min_steps_per_epoch))
-    opt = torch.optim.AdamW(model.module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-        opt, T_max=max(1, cfg.epochs), eta_min=cfg.lr * cfg.lr_final_fraction
-    )
-    model.history: list[float] = []
-    model.val_history: list[tuple[int, float]] = []
-    best_val, best_state = math.inf, None
-    for epoch in tqdm(range(cfg.epochs), desc="latent_sde", disable=None, leave=False):
-        model.module.train()
+    def loss_fn(idx: torch.Tensor, epoch: int) -> torch.Tensor:
         ramp = min(1.0, (epoch + 1) / max(1, cfg.kl_warmup_epochs))
         beta = cfg.kl_weight * (cfg.kl_start + (1.0 - cfg.kl_start) * ramp)
-        order = model._rng.permutation(fit_idx)
-        total, count = 0.0, 0
-        for start in range(0, len(order), batch):
-            idx = torch.as_tensor(order[start : start + batch], device=model._device)
-            y, mask = y_all[idx], mask_all[idx]
-            zs, kl0, kl_path = _paths(model, x_all[idx], y.shape[1], _entropy(model))
-            log_rates = model.module.readout(zs)
-            nll = torch.where(mask, log_rates.exp() - y * log_rates, 0.0).sum()
-            n_obs = mask.sum().clamp_min(1)
-            loss = (nll + beta * (kl0.sum() + kl_path.sum())) / n_obs
-            if beh is not None:
-                loss = loss + cfg.behavior_weight * _behavior_nll(model, zs, idx, beh)
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.module.parameters(), cfg.grad_clip)
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        sched.step()
-        model.history.append(total / max(count, 1))
-        last = epoch == cfg.epochs - 1
-        if n_val and ((epoch + 1) % cfg.eval_every == 0 or last):
-            val = _val_nll(model, x_all[val_idx], y_all[val_idx], data.n_bins, data.n_heldin)
-            model.val_history.append((epoch, val))
-            if val < best_val:
-                best_val, best_state = val, copy.deepcopy(model.module.state_dict())
-    if best_state is not None:
-        model.module.load_state_dict(best_state)
-    model.module.eval()
+        y, mask = y_all[idx], mask_all[idx]
+        zs, kl0, kl_path = _paths(model, x_all[idx], y.shape[1], _entropy(model))
+        log_rates = model.module.readout(zs)
+        nll = torch.where(mask, log_rates.exp() - y * log_rates, 0.0).sum()
+        n_obs = mask.sum().clamp_min(1)
+        loss = (nll + beta * (kl0.sum() + kl_path.sum())) / n_obs
+        if beh is not None:
+            loss = loss + cfg.behavior_weight * _behavior_nll(model, zs, idx, beh)
+        return loss
+
+    def validate() -> float:
+        return _val_nll(model, x_all[val_idx], y_all[val_idx], data.n_bins, data.n_heldin)
+
+    opt = torch.optim.AdamW(model.module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    history = train(
+        model.module,
+        opt,
+        loss_fn,
+        fit_idx,
+        Schedule(
+            epochs=cfg.epochs,
+            batch_size=min(cfg.batch_size, math.ceil(len(fit_idx) / cfg.min_steps_per_epoch)),
+            validate_every=cfg.eval_every,
+            grad_clip=cfg.grad_clip,
+        ),
+        shuffle=model._rng,
+        validate=validate if len(val_idx) else None,
+        metric="valid_nll",
+        scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=max(1, cfg.epochs), eta_min=cfg.lr * cfg.lr_final_fraction
+        ),
+        desc="latent_sde",
+    )
+    model.history = history.train["loss"]
+    model.val_history = history.valid
 
 
 def _behavior_nll(
@@ -346,8 +350,7 @@ def _val_nll(
     rates = log_rates.exp().reshape(x.shape[0], s, *log_rates.shape[1:]).mean(1)
     keep = torch.ones_like(y, dtype=torch.bool)
     keep[:, :n_bins, :n_heldin] = False
-    nll = (rates - y * rates.log())[keep]
-    return float(nll.mean())
+    return poisson_nll(rates, y, keep)
 
 
 @torch.no_grad()
@@ -382,7 +385,7 @@ def _summaries(
         if level is not None:
             arrays += [np.empty_like(arrays[0]), np.empty_like(arrays[0])]
         for sl, rates in _sample_rates(model, heldin, n_total, model.cfg.n_samples, part):
-            arrays[0][sl] = rates.mean(axis=1)
+            arrays[0][sl] = average_rates(rates.transpose(1, 0, 2, 3))  # over samples
             if level is not None:
                 arrays[1][sl], arrays[2][sl] = predictive_interval(rates, level, axis=1)
         out[name] = tuple(arrays)

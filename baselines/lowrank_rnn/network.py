@@ -5,18 +5,16 @@ their state on it (``model``: the fitted :class:`LowRankSSM`, ``factor``, sizes,
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from baselines.lowrank_rnn import LowRankRNN, LowRankRNNConfig, bin_factor, coarsen, refine
-from nlbsuite.adapter import resolve_device
 from nlbsuite.data import PhaseData, Rates
+from nlbsuite.training import Schedule, average_rates, split_trials, torch_device, train
 
 LOG_2PI = math.log(2 * math.pi)
 MIN_LOG_VAR, MAX_LOG_VAR = math.log(1e-6), math.log(100.0)
@@ -228,11 +226,12 @@ def backward_smooth(model: LowRankSSM, res: SMCResult, gen: torch.Generator) -> 
 
 
 def fit(rnn: LowRankRNN, data: PhaseData) -> None:
+    """Maximise the VSMC bound with :func:`nlbsuite.training.train`; keep the checkpoint
+    with the best held-out-neuron likelihood on the validation trials."""
     cfg = rnn.cfg
-    device = torch.device(resolve_device(cfg.device))
+    device = torch_device(cfg.device)
     torch.manual_seed(rnn.seed)
     gen = torch.Generator(device=device).manual_seed(rnn.seed)
-    rng = np.random.default_rng(rnn.seed)
     rnn.factor = bin_factor(cfg.bin_ms, data.bin_width_ms, data.n_bins, data.n_forward)
     full = coarsen(data.train_spikes_full(), rnn.factor).astype(np.float32)
     n_train, n_time, n_obs = full.shape  # (trial, model steps incl. forward, neuron)
@@ -240,9 +239,7 @@ def fit(rnn: LowRankRNN, data: PhaseData) -> None:
     rnn.n_heldin, rnn.n_bins, rnn.n_forward = n_in, n_bins, n_time - n_bins
 
     # Validation trials (best epoch by held-out-neuron likelihood) and the fit set.
-    n_val = round(cfg.val_fraction * n_train) if n_train >= 10 else 0
-    perm = rng.permutation(n_train)
-    val, fit_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    fit_idx, val = split_trials(n_train, cfg.val_fraction, np.random.default_rng(rnn.seed))
     obs = [full[fit_idx]]
     mask = [np.ones_like(full[fit_idx])]
     if cfg.train_on_eval_heldin:
@@ -265,40 +262,30 @@ def fit(rnn: LowRankRNN, data: PhaseData) -> None:
     n_epochs = max(1, -(-cfg.updates // n_batches))
     eval_at = set(np.linspace(n_epochs, 0, max(1, cfg.n_evals), endpoint=False).astype(int))
     gamma = (cfg.lr_end / cfg.lr) ** (1.0 / (n_epochs * n_batches)) if cfg.lr_end > 0 else 1.0
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
-    rnn.history: list[float] = []
-    rnn.val_history: list[tuple[int, float]] = []
-    best_score, best_state = -np.inf, None
-    bar = tqdm(range(n_epochs), desc="lowrank_rnn", leave=False, disable=None)
-    for epoch in bar:
-        rnn.model.train()
-        order = torch.randperm(n_fit, generator=gen, device=device)
-        total, count = 0.0, 0.0
-        for s in range(0, n_fit, cfg.batch_size):
-            b = order[s : s + cfg.batch_size]
-            res = run_smc(
-                rnn.model, enc_t[b], obs_t[b], mask_t[b], cfg.n_particles, gen, cfg.proposal
-            )
-            n_entries = mask_t[b].sum()
-            loss = -res.bound.sum() / n_entries
-            opt.zero_grad()
-            loss.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(rnn.model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * float(n_entries)
-            count += float(n_entries)
-        rnn.history.append(total / count)
-        if n_val and epoch + 1 in eval_at:
-            score = _val_score(rnn, full[val], device)
-            rnn.val_history.append((epoch + 1, score))
-            if score > best_score:
-                best_score, best_state = score, copy.deepcopy(rnn.model.state_dict())
-        bar.set_postfix(loss=f"{rnn.history[-1]:.4f}")
-    if best_state is not None:
-        rnn.model.load_state_dict(best_state)
-    rnn.model.eval()
+
+    def loss_fn(b: torch.Tensor, epoch: int) -> torch.Tensor:
+        res = run_smc(rnn.model, enc_t[b], obs_t[b], mask_t[b], cfg.n_particles, gen, cfg.proposal)
+        return -res.bound.sum() / mask_t[b].sum()  # -bound per observed count
+
+    def validate() -> float:  # lower is better: the negative held-out log-likelihood
+        return -_val_score(rnn, full[val], device)
+
+    history = train(
+        rnn.model,
+        opt,
+        loss_fn,
+        np.arange(n_fit),
+        Schedule(epochs=n_epochs, batch_size=cfg.batch_size, validate_every=eval_at,
+                 grad_clip=cfg.grad_clip),
+        shuffle=gen,
+        validate=validate if len(val) else None,
+        metric="valid_heldout_nll",
+        scheduler=torch.optim.lr_scheduler.ExponentialLR(opt, gamma),
+        scheduler_interval="step",
+        desc="lowrank_rnn",
+    )  # fmt: skip
+    rnn.history = history.train["loss"]
+    rnn.val_history = [(epoch + 1, -value) for epoch, value in history.valid]
     rnn.example_latents = rnn.latents(data.train_spikes_heldin[:64])  # (trial, step, R)
 
 
@@ -358,13 +345,11 @@ def posterior(
 def _infer(
     rnn: LowRankRNN, heldin: np.ndarray, n_repeats: int, seed: int, n_forward: int = 0
 ) -> np.ndarray:
-    """Rates (trial, T + F, neuron) averaged over ``n_repeats`` SMC runs."""
-    total = None
-    for i in range(n_repeats):
-        rates = posterior(rnn, heldin, seed + 1000 * i, n_forward)[1].astype(np.float64)
-        total = rates if total is None else total + rates
-    assert total is not None
-    return total / n_repeats
+    """Rates (trial, T + F, neuron) averaged over ``n_repeats`` SMC runs (the suite's rule,
+    :func:`nlbsuite.training.average_rates`)."""
+    return average_rates(
+        posterior(rnn, heldin, seed + 1000 * i, n_forward)[1] for i in range(n_repeats)
+    )
 
 
 def predict(rnn: LowRankRNN, data: PhaseData) -> Rates:

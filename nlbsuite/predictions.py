@@ -114,4 +114,5 @@ def load_predictions(path: str | Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise UserError(f"{path}: unreadable saved predictions ({exc})") from None
+        reason = str(exc).split(". ")[0][:80] or type(exc).__name__
+        raise UserError(f"{path}: unreadable saved predictions ({reason})") from None

@@ -12,6 +12,7 @@ COMMANDS = [
     "models",
     "run",
     "leaderboard",
+    "report",
     "compare",
     "fetch",
     "prepare",

@@ -13,10 +13,11 @@ import pytest
 
 from nlbsuite.cli import main
 from nlbsuite.data import EvalTarget, Rates
-from nlbsuite.evaluation import _Psth, bits_per_spike, evaluate
 from nlbsuite.predictions import prediction_arrays
 from nlbsuite.report import build_report, figdata
 from nlbsuite.runner import fit_predict, run
+from nlbsuite.scoring import bits_per_spike, evaluate
+from nlbsuite.scoring.stats import Psth
 
 
 def _random_rates(data, seed: int) -> Rates:
@@ -42,7 +43,7 @@ def test_condition_means_are_the_scorers_jitter_aligned_averages(tiny_lorenz):
     saved = prediction_arrays(data, rates)
     means, kept = figdata.condition_means(saved)
 
-    scorer = _Psth.build(
+    scorer = Psth.build(
         psth, [rates.eval_rates_heldin, rates.eval_rates_heldout], target.eval_cond_idx,
         jitter, "x",
     )

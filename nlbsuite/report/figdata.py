@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nlbsuite.evaluation import _BitsPerSpike, bits_per_spike_per_neuron, bootstrap_weights
+from nlbsuite.scoring.bootstrap import bootstrap_weights
+from nlbsuite.scoring.metrics import bits_per_spike_per_neuron
+from nlbsuite.scoring.stats import BitsPerSpike
 
 
 def condition_means(saved: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +61,7 @@ def psth_panels(
 
 def per_neuron_co_bps(saved: dict[str, np.ndarray]) -> np.ndarray:
     """co-bps of each held-out neuron on the eval trials, (held-out neuron,): the scorer's
-    :func:`~nlbsuite.evaluation.bits_per_spike_per_neuron`."""
+    :func:`~nlbsuite.scoring.metrics.bits_per_spike_per_neuron`."""
     n = int(saved["n_heldin"])
     return bits_per_spike_per_neuron(saved["eval_rates"][..., n:], saved["eval_spikes"][..., n:])
 
@@ -80,7 +82,7 @@ def paired_co_bps_delta(
     interval from ``n_boot`` resamples of the eval trials (the same resample for both)."""
     n = int(a["n_heldin"])
     spikes = a["eval_spikes"][..., n:]
-    stats = [_BitsPerSpike.build(s["eval_rates"][..., n:], spikes, "rates") for s in (a, b)]
+    stats = [BitsPerSpike.build(s["eval_rates"][..., n:], spikes, "rates") for s in (a, b)]
     ones = np.ones((1, len(spikes)))
     value = float(stats[1].score(ones)[0] - stats[0].score(ones)[0])
     w = bootstrap_weights(len(spikes), n_boot, seed)

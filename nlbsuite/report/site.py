@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nlbsuite.catalog import METRICS
 from nlbsuite.errors import UserError
-from nlbsuite.evaluation import METRICS
 from nlbsuite.fileio import atomic_write_bytes
 from nlbsuite.leaderboard import Row, aggregate, config_labels, metric_order
 from nlbsuite.predictions import SUFFIX, load_predictions

@@ -44,7 +44,7 @@ def test_hand_computed_fixed_points_of_a_bistable_unit():
         np.testing.assert_allclose(np.abs(fps.eigenvalues[:, 0]), [0.5, 4.5, 0.5])
 
 
-@pytest.mark.parametrize("nonlinearity", ["relu", "clipped_relu"])
+@pytest.mark.parametrize("nonlinearity", ["relu", "clipped_relu", "relu_diff"])
 @pytest.mark.parametrize("rank", [1, 2, 3])
 def test_region_enumeration_equals_brute_force_over_all_regions(nonlinearity, rank):
     n_units = 9 if nonlinearity == "relu" else 6  # 2^9 = 512 and 3^6 = 729 regions
@@ -66,14 +66,14 @@ def test_region_enumeration_equals_brute_force_over_all_regions(nonlinearity, ra
 @pytest.mark.parametrize(("n_units", "rank"), [(2, 3), (1, 2), (5, 4)])
 def test_rank_deficient_and_higher_rank_networks(n_units, rank):
     for seed in range(4):
-        for nl in ("relu", "clipped_relu"):
+        for nl in ("relu", "clipped_relu", "relu_diff"):
             net = random_net(seed, n_units, rank, nl)
             assert same_points(
                 find_fixed_points(net, prune=False).z, brute_force_fixed_points(net).z
             )
 
 
-@pytest.mark.parametrize("nonlinearity", ["relu", "clipped_relu"])
+@pytest.mark.parametrize("nonlinearity", ["relu", "clipped_relu", "relu_diff"])
 def test_pruning_finds_what_full_enumeration_finds_on_a_larger_network(nonlinearity):
     # 60 units: too many regions for brute force; the paper's initialisation scale.
     rng = np.random.default_rng(0)
@@ -90,8 +90,24 @@ def test_pruning_finds_what_full_enumeration_finds_on_a_larger_network(nonlinear
     np.testing.assert_allclose(net.step(full.z), full.z, atol=1e-9)
 
 
-def test_fixed_points_are_fixed_and_stability_matches_simulation():
-    net = random_net(3, 40, 2, "clipped_relu")
+def test_relu_diff_is_the_authors_unit_and_its_clipped_form_is_the_same_map():
+    # relu(x + h) - relu(x): 0 below -h, x + h between, h above (h > 0); mirrored for h < 0.
+    net = PiecewiseLinearRNN(a=[0.5], m=[[1.0], [1.0]], n=[[1.0], [1.0]], h=[0.5, -0.5],
+                             nonlinearity="relu_diff")  # fmt: skip
+    x = np.array([[-1.0, -1.0], [-0.25, -0.25], [0.25, 0.25], [1.0, 1.0]])
+    np.testing.assert_allclose(net.phi(x), [[0, 0], [0.25, 0], [0.5, -0.25], [0.5, -0.5]])
+    np.testing.assert_array_equal(net.unit_states(x[:, :1]), [[0, 0], [1, 0], [2, 1], [2, 2]])
+    rng = np.random.default_rng(0)
+    for seed in range(5):
+        big = random_net(seed, 30, 3, "relu_diff")
+        z = rng.normal(size=(200, 3)) * 3
+        np.testing.assert_allclose(big.as_clipped().step(z), big.step(z), atol=1e-12)
+        np.testing.assert_array_equal(big.as_clipped().unit_states(z), big.unit_states(z))
+
+
+@pytest.mark.parametrize("nonlinearity", ["clipped_relu", "relu_diff"])
+def test_fixed_points_are_fixed_and_stability_matches_simulation(nonlinearity):
+    net = random_net(3, 40, 2, nonlinearity)
     fps = find_fixed_points(net)
     assert len(fps) >= 1
     np.testing.assert_allclose(net.step(fps.z), fps.z, atol=1e-9)
@@ -226,3 +242,71 @@ def test_analyze_fixed_points_cli(tmp_path, capsys):
     assert "no piecewise-linear latent dynamics" in capsys.readouterr().err
     assert main(["analyze", "fixed-points", str(tmp_path / "missing.json")]) == 2
     assert "result file not found" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------
+# Authors' unit in torch, generation and the variability check
+# ----------------------------------------------------------------------------------------
+
+
+def test_relu_diff_network_exports_the_same_map_and_the_authors_inits():
+    from baselines.lowrank_rnn import LowRankRNN, LowRankSSM
+
+    cfg = LowRankRNN.make_config("smoke", {"nonlinearity": "relu_diff", "enc_init_std": 0.05})
+    torch.manual_seed(0)
+    ssm = LowRankSSM(cfg, 4, 6, np.ones(6))
+    assert float(ssm.h.detach().abs().max()) <= 1 / np.sqrt(cfg.n_units)  # uniform in +-1/sqrt(N)
+    with torch.no_grad():
+        _, log_var = ssm.encoder(torch.zeros(3, 10, 4))
+    # The log-variance starts around log(0.05^2) = -6.0 (plus the conv's small init).
+    assert abs(float(log_var.mean()) - 2 * np.log(0.05)) < 1.0
+    rnn = LowRankRNN(cfg)
+    rnn.model = ssm
+    net = rnn.dynamics()
+    assert net.nonlinearity == "relu_diff"
+    z = np.random.default_rng(0).normal(size=(10, net.rank))
+    with torch.no_grad():
+        ref = ssm.transition(torch.as_tensor(z, dtype=torch.float32)).double().numpy()
+    np.testing.assert_allclose(net.step(z), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_trial_variability_of_known_processes():
+    from baselines.lowrank_rnn import compare_variability, trial_variability
+
+    rng = np.random.default_rng(0)
+    poisson = rng.poisson(0.2, size=(400, 25, 6))  # Fano 1, no correlations
+    fano, corr = trial_variability(poisson)
+    np.testing.assert_allclose(fano, 1.0, atol=0.2)
+    assert np.abs(corr).max() < 0.2 and corr.shape == (15,)
+    gain = rng.gamma(2.0, 0.5, size=(400, 1, 1))  # shared gain: Fano > 1, positive corr
+    shared = rng.poisson(0.2 * gain, size=(400, 25, 6))
+    fano_s, corr_s = trial_variability(shared)
+    assert fano_s.min() > 1.5 and corr_s.min() > 0.2
+    summary = compare_variability(shared, poisson)
+    assert summary["fano_median_generated"] > 1.5 > summary["fano_median_real"]
+    assert summary["corr_median_generated"] > 0.2
+
+
+def test_generate_samples_the_fitted_model(fitted):
+    from baselines.lowrank_rnn import Generated
+
+    model, _ = fitted
+    out = model.generate(30)
+    assert isinstance(out, Generated)
+    n_steps = model.n_bins + model.n_forward
+    assert out.spikes.shape == (30, n_steps, model.model.readout.out_features)
+    assert out.latents.shape == (30, n_steps, model.cfg.rank)
+    assert np.all(out.spikes >= 0) and np.all(out.spikes == np.round(out.spikes))
+    np.testing.assert_array_equal(model.generate(30).spikes, out.spikes)  # seeded
+    assert not np.array_equal(model.generate(30, seed=5).spikes, out.spikes)
+    # Noise-free, zero-variance start: every trial follows the same deterministic path.
+    import copy
+
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        model.model.log_var.fill_(-40.0)
+        model.model.z0_log_var.fill_(-40.0)
+    quiet = model.generate(5)
+    np.testing.assert_allclose(quiet.latents, quiet.latents[:1].repeat(5, 0), atol=1e-6)
+    np.testing.assert_allclose(quiet.latents[0, 1], model.dynamics().step(quiet.latents[0, 0]),
+                               atol=1e-5)  # fmt: skip

@@ -6,8 +6,11 @@ Generative model (rank R, ``n_units`` units, latent z in R^R, neurons x)::
     z_{t+1} = a * z_t + n.T phi(m z_t + h) + eps,   eps ~ N(0, diag Sigma)
     x_t     ~ Poisson(softplus(B z_t + b))          (or exp)
 
-with ``a = exp(-exp(theta))``, ``J = m n.T`` the rank-R connectivity of the units and phi
-the clipped ReLU ``clip(x, 0, 1)`` (or ReLU). Training maximises the VSMC bound
+with ``a = exp(-exp(theta))`` and ``J = m n.T`` the rank-R connectivity of the units. The
+unit ``phi`` is the authors' ``relu(m z + h) - relu(m z)`` ("relu_diff": one breakpoint at
+the origin, one at -h, height h; the ``paper`` preset), the clipped ReLU ``clip(m z + h, 0,
+1)`` ("clipped_relu": fixed height 1, breakpoints at -h and 1 - h; the ``cpu`` preset) or
+the ReLU. Training maximises the VSMC bound
 ``sum_t log mean_k w_t^k`` with K particles: the proposal multiplies the transition density
 with a Gaussian from a convolutional encoder of the held-in spikes (causal, acausal =
 look-ahead, or centred window), weights are ``p(x_t|z_t) p(z_t|z_{t-1}) / q(z_t)`` and
@@ -18,6 +21,27 @@ the paper). ``proposal="bootstrap"`` uses the transition alone. In the forward w
 Prediction runs the same particle filter on the held-in spikes only and averages the
 weighted rates over particles and ``n_samples`` repeats; the forward window runs the
 dynamics on. ``dynamics()`` exports the noise-free map for the exact fixed-point finder.
+
+:meth:`LowRankRNN.generate` samples trials from the fitted model; :func:`compare_variability`
+compares their trial-to-trial variability (Fano factors, pairwise count correlations) with
+real trials, the paper's check of a generative model.
+
+Departures from the authors' code (mackelab/smc_rnns), each fixed, an option or a choice:
+
+- unit: "relu_diff" is theirs (``paper``); "clipped_relu" (``cpu``) is a different family
+  kept as an option (option). The exact fixed-point finder handles all three.
+- encoder log-variance init log(0.05^2) and RAdam are theirs: ``enc_init_std=0.05``,
+  ``optimizer="radam"`` in ``paper``; ``cpu`` keeps the default conv init (the proposal
+  starts near the transition, a near-bootstrap filter) and Adam (option).
+- the encoder's mean and log-variance come from one final conv (theirs: two convs on the
+  same features; the same function class) (choice).
+- checkpoint selection on held-out likelihood of validation train trials; theirs selects on
+  NLB co-bps of the eval split each few epochs and stops early on the training bound
+  (choice: selection must not see eval targets).
+- bins: data finer than ``bin_ms`` are summed into model steps and rates interpolated back
+  (choice; theirs train at 20 ms).
+- prediction averages the filtering (or FFBSi smoothing) posterior over particles and
+  ``n_samples`` repeats (the suite's rule: mean of rates).
 
 This module is light (config, presets, adapter; NumPy only): listing models and finding fixed
 points (:mod:`baselines.lowrank_rnn.fixed_points`) do not import torch. The torch network,
@@ -51,14 +75,17 @@ _NETWORK = ("LowRankSSM", "run_smc", "systematic_resample")
 
 __all__ = [
     "FixedPoints",
+    "Generated",
     "LowRankRNN",
     "LowRankRNNConfig",
     "LowRankSSM",
     "PiecewiseLinearRNN",
     "brute_force_fixed_points",
+    "compare_variability",
     "find_fixed_points",
     "run_smc",
     "systematic_resample",
+    "trial_variability",
 ]
 
 
@@ -80,6 +107,8 @@ class LowRankRNNConfig(ModelConfig):
     n_units: int = 128
     bin_ms: int = 20
     nonlinearity: str = "clipped_relu"
+    enc_init_std: float | None = None
+    optimizer: str = "adam"
     link: str = "softplus"
     n_particles: int = 16
     proposal: str = "encoder"
@@ -101,6 +130,53 @@ class LowRankRNNConfig(ModelConfig):
     predict_particles: int = 64
     n_samples: int = 2
     num_threads: int = 1
+
+
+@dataclass
+class Generated:
+    """Trials sampled from the fitted generative model, at model steps (``factor`` data bins
+    each): ``spikes`` and ``rates`` (trial, step, neuron), ``latents`` (trial, step, R)."""
+
+    spikes: np.ndarray
+    rates: np.ndarray
+    latents: np.ndarray
+
+
+def trial_variability(spikes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Trial-to-trial variability of spike counts (trial, time, neuron) summed over the trial:
+    per-neuron Fano factor var / mean (neuron,) (NaN for silent neurons) and the pairwise
+    count correlations across trials (neuron pairs i < j, NaN where a neuron is constant)."""
+    counts = np.asarray(spikes, dtype=np.float64).sum(axis=1)  # (trial, neuron)
+    mean, var = counts.mean(0), counts.var(0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fano = np.where(mean > 0, var / mean, np.nan)
+        centred = counts - mean
+        sd = np.sqrt((centred**2).sum(0))
+        corr = (centred.T @ centred) / np.outer(sd, sd)
+    i, j = np.triu_indices(counts.shape[1], k=1)
+    return fano, corr[i, j]
+
+
+def compare_variability(generated: np.ndarray, real: np.ndarray) -> dict[str, float]:
+    """The paper's check that generated trials match the data's trial-to-trial variability:
+    Fano factors and pairwise count correlations (:func:`trial_variability`) of generated and
+    real trials (trial, time, neuron; same neurons and window) summarised as medians and the
+    Pearson correlation between the generated and real values across neurons / pairs."""
+    fano_g, corr_g = trial_variability(generated)
+    fano_r, corr_r = trial_variability(real)
+
+    def pearson(a: np.ndarray, b: np.ndarray) -> float:
+        ok = np.isfinite(a) & np.isfinite(b)
+        return float(np.corrcoef(a[ok], b[ok])[0, 1]) if ok.sum() > 2 else float("nan")
+
+    return {
+        "fano_median_generated": float(np.nanmedian(fano_g)),
+        "fano_median_real": float(np.nanmedian(fano_r)),
+        "fano_pearson": pearson(fano_g, fano_r),
+        "corr_median_generated": float(np.nanmedian(corr_g)),
+        "corr_median_real": float(np.nanmedian(corr_r)),
+        "corr_pearson": pearson(corr_g, corr_r),
+    }
 
 
 def bin_factor(bin_ms: int, data_bin_ms: int, n_bins: int, n_forward: int) -> int:
@@ -158,6 +234,9 @@ class LowRankRNN(ModelAdapter):
         },
         "cpu": {"link": "exp"},
         "paper": {
+            "nonlinearity": "relu_diff",
+            "enc_init_std": 0.05,
+            "optimizer": "radam",
             "rank": 36,
             "n_units": 512,
             "n_particles": 64,
@@ -187,8 +266,13 @@ class LowRankRNN(ModelAdapter):
         c = self.cfg
         require(c.rank >= 1 and c.n_units >= 1, "rank and n_units must be at least 1")
         require(
-            c.nonlinearity in ("clipped_relu", "relu"),
-            f"nonlinearity '{c.nonlinearity}': expected clipped_relu or relu",
+            c.nonlinearity in ("relu_diff", "clipped_relu", "relu"),
+            f"nonlinearity '{c.nonlinearity}': expected relu_diff, clipped_relu or relu",
+        )
+        require(c.optimizer in ("adam", "radam"), f"optimizer '{c.optimizer}': expected adam or radam")
+        require(
+            c.enc_init_std is None or c.enc_init_std > 0,
+            f"enc_init_std {c.enc_init_std!r}: expected a positive standard deviation or None",
         )
         require(c.link in ("softplus", "exp"), f"link '{c.link}': expected softplus or exp")
         require(
@@ -227,6 +311,21 @@ class LowRankRNN(ModelAdapter):
         seed = self.seed + 3 if seed is None else seed
         steps = coarsen(np.asarray(heldin, dtype=np.float32), self.factor)
         return network.posterior(self, steps, seed, 0)[0]
+
+    @fixed_threads
+    def generate(
+        self, n_trials: int, n_steps: int | None = None, seed: int | None = None
+    ) -> Generated:
+        """Sample ``n_trials`` trials from the fitted stochastic model (z_0 from the learned
+        prior, transition noise, Poisson spikes) at model steps (``self.factor`` data bins
+        each); ``n_steps`` defaults to the fitted window (observed + forward). The model has
+        no inputs, so there is no condition to set: trials differ by their noise only."""
+        require(hasattr(self, "model"), "lowrank_rnn: the model is not fitted")
+        require(n_trials >= 1, f"n_trials {n_trials}: expected at least 1")
+        from baselines.lowrank_rnn import network
+
+        steps = self.n_bins + self.n_forward if n_steps is None else n_steps
+        return network.generate(self, n_trials, steps, self.seed + 11 if seed is None else seed)
 
     def dynamics(self) -> PiecewiseLinearRNN:
         """The fitted noise-free latent map, for :func:`find_fixed_points`."""

@@ -4,7 +4,11 @@ Dynamics (rank R, N units)::
 
     z_{t+1} = a * z_t + n.T @ phi(m @ z_t + h)        z: (R,), m, n: (N, R), h: (N,), a: (R,)
 
-with ``phi`` the ReLU ``max(x, 0)`` or the clipped ReLU ``clip(x, 0, 1)``. Each unit is in
+with ``phi`` the ReLU ``max(x, 0)`` or the clipped ReLU ``clip(x, 0, 1)``; or, in the authors'
+parameterisation ("relu_diff"), ``z_{t+1} = a * z_t + n.T @ (relu(m @ z_t + h) - relu(m @ z_t))``
+(breakpoints at currents -h_u and 0, height h_u), which is solved as the clipped ReLU network
+with ``m_u / |h_u|``, bias 1 or 0 and ``n_u h_u`` (the same map, see
+:meth:`PiecewiseLinearRNN.as_clipped`). Each unit is in
 one of the states off (x < 0), linear (0 < x < 1, or x > 0 for ReLU) or saturated (x > 1),
 and inside one *region* (all unit states fixed) the map is affine, so a region holds at most
 one (isolated) fixed point, found by one R x R solve. The unit breakpoints ``m_u . z + h_u =
@@ -49,7 +53,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-NONLINEARITIES = ("relu", "clipped_relu")
+NONLINEARITIES = ("relu", "clipped_relu", "relu_diff")
 #: phi = SLOPE[state] * x + OFFSET[state] for unit states off (0), linear (1), saturated (2).
 SLOPE = np.array([0.0, 1.0, 0.0])
 OFFSET = np.array([0.0, 0.0, 1.0])
@@ -60,7 +64,10 @@ class PiecewiseLinearRNN:
     """Autonomous rank-R dynamics ``z' = a * z + n.T @ phi(m @ z + h)``.
 
     ``a``: (R,) decay per latent dimension; ``m``, ``n``: (N, R); ``h``: (N,) (a constant
-    input ``W_u u`` is folded into ``h``). ``nonlinearity``: "relu" or "clipped_relu".
+    input ``W_u u`` is folded into ``h``). ``nonlinearity``: "relu" (``max(x, 0)``),
+    "clipped_relu" (``clip(x, 0, 1)``) with ``x = m z + h``, or "relu_diff" (the authors'
+    unit: ``relu(x + h) - relu(x)`` with ``x = m z``, i.e. ``clip(x + h, 0, h)`` for h > 0).
+    Unit states are numbered by the current: 0 below the first breakpoint, then 1, 2.
     """
 
     a: np.ndarray
@@ -94,29 +101,58 @@ class PiecewiseLinearRNN:
 
     @property
     def breakpoints(self) -> np.ndarray:
-        """Unit currents where phi changes slope: (0,) for ReLU, (0, 1) for clipped ReLU."""
+        """Unit currents where phi changes slope (ReLU and clipped ReLU, shared by all units):
+        (0,) for ReLU, (0, 1) for clipped ReLU."""
+        if self.nonlinearity == "relu_diff":
+            raise ValueError("relu_diff breakpoints differ per unit: see unit_tables()")
         return np.array([0.0]) if self.nonlinearity == "relu" else np.array([0.0, 1.0])
 
+    def unit_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per unit: input bias (N,) (current ``x = m z + bias``), breakpoints (N, nb) in
+        ascending order, and ``phi = slope[state] * x + offset[state]`` tables (N, nb + 1)."""
+        n = self.n_units
+        if self.nonlinearity == "relu_diff":
+            h = self.h
+            bps = np.stack([np.minimum(-h, 0.0), np.maximum(-h, 0.0)], axis=1)
+            slope = np.stack([np.zeros(n), np.sign(h), np.zeros(n)], axis=1)
+            offset = np.stack([np.zeros(n), np.maximum(h, 0.0), h], axis=1)
+            return np.zeros(n), bps, slope, offset
+        nb = 1 if self.nonlinearity == "relu" else 2
+        bps = np.broadcast_to(self.breakpoints, (n, nb))
+        return self.h, bps, np.tile(SLOPE[: nb + 1], (n, 1)), np.tile(OFFSET[: nb + 1], (n, 1))
+
     def phi(self, x: np.ndarray) -> np.ndarray:
-        return np.maximum(x, 0.0) if self.nonlinearity == "relu" else np.clip(x, 0.0, 1.0)
+        """Unit outputs of currents ``x = m z + h`` (relu_diff: ``x = m z``), (..., N)."""
+        if self.nonlinearity == "relu":
+            return np.maximum(x, 0.0)
+        if self.nonlinearity == "relu_diff":
+            return np.maximum(x + self.h, 0.0) - np.maximum(x, 0.0)
+        return np.clip(x, 0.0, 1.0)
+
+    def currents(self, z: np.ndarray) -> np.ndarray:
+        """Unit currents (..., N) at ``z`` (..., R): ``m z + h`` (relu_diff: ``m z``)."""
+        return z @ self.m.T + (0.0 if self.nonlinearity == "relu_diff" else self.h)
 
     def step(self, z: np.ndarray) -> np.ndarray:
         """One noise-free step; ``z``: (..., R) -> (..., R)."""
-        return self.a * z + self.phi(z @ self.m.T + self.h) @ self.n
+        return self.a * z + self.phi(self.currents(z)) @ self.n
 
     def unit_states(self, z: np.ndarray) -> np.ndarray:
         """State (0 off, 1 linear, 2 saturated) of every unit at ``z`` (..., R) -> (..., N)."""
-        x = z @ self.m.T + self.h
-        return (np.searchsorted(self.breakpoints, x.ravel(), side="left")).reshape(x.shape)
+        _, bps, _, _ = self.unit_tables()
+        x = self.currents(z)
+        return (x[..., None] > bps).sum(-1)
 
     def affine_map(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The map ``z' = J z + c`` inside the region of ``states`` (..., N).
 
         Returns J (..., R, R) (also the Jacobian there) and c (..., R).
         """
-        slope, offset = SLOPE[states], OFFSET[states]
+        bias, _, slope_tab, offset_tab = self.unit_tables()
+        units = np.arange(self.n_units)
+        slope, offset = slope_tab[units, states], offset_tab[units, states]
         jac = np.einsum("...u,ur,uc->...rc", slope, self.n, self.m) + np.diag(self.a)
-        const = (slope * self.h + offset) @ self.n
+        const = (slope * bias + offset) @ self.n
         return jac, const
 
     def jacobian(self, z: np.ndarray) -> np.ndarray:
@@ -125,12 +161,30 @@ class PiecewiseLinearRNN:
 
     def consistent(self, z: np.ndarray, states: np.ndarray, tol: float) -> np.ndarray:
         """Whether each ``z`` (..., R) lies (within ``tol``) in the region of ``states``."""
-        x = z @ self.m.T + self.h
-        lower = np.where(states == 0, -np.inf, np.where(states == 1, 0.0, 1.0))
-        upper = np.where(states == 0, 0.0, np.where(states == 1, np.inf, np.inf))
-        if self.nonlinearity == "clipped_relu":
-            upper = np.where(states == 1, 1.0, upper)
+        _, bps, _, _ = self.unit_tables()
+        inf = np.full((self.n_units, 1), np.inf)
+        edges = np.concatenate([-inf, bps, inf], axis=1)  # (N, nb + 2)
+        units = np.arange(self.n_units)
+        x = self.currents(z)
+        lower, upper = edges[units, states], edges[units, states + 1]
         return np.all((x >= lower - tol) & (x <= upper + tol), axis=-1)
+
+    def as_clipped(self) -> PiecewiseLinearRNN:
+        """The same map as a "clipped_relu" network (relu_diff only): for h_u > 0,
+        ``relu(x + h) - relu(x) = h clip(x / h + 1, 0, 1)``; for h_u < 0 it is
+        ``h clip(-x / h, 0, 1)``; units with h_u = 0 output 0 and are kept always off.
+        Unit states correspond one to one (both number the states by increasing current)."""
+        if self.nonlinearity != "relu_diff":
+            raise ValueError("as_clipped() converts relu_diff networks only")
+        h = self.h
+        scale = np.where(h != 0, 1.0 / np.where(h != 0, np.abs(h), 1.0), 0.0)
+        return PiecewiseLinearRNN(
+            a=self.a,
+            m=self.m * scale[:, None],
+            n=self.n * h[:, None],
+            h=np.where(h > 0, 1.0, np.where(h < 0, 0.0, -1.0)),
+            nonlinearity="clipped_relu",
+        )
 
 
 @dataclass
@@ -230,7 +284,8 @@ def _solve(a_mat: np.ndarray, b: np.ndarray) -> np.ndarray:
 def brute_force_fixed_points(
     net: PiecewiseLinearRNN, max_regions: int = 2**16, tol: float = 1e-9
 ) -> FixedPoints:
-    """Fixed points by solving in every one of the 2^N (ReLU) or 3^N (clipped) regions.
+    """Fixed points by solving in every one of the 2^N (ReLU) or 3^N (clipped, relu_diff)
+    regions, each in the network's own parameterisation.
 
     Exponential in N: a reference for tests on small networks only.
     """
@@ -695,9 +750,30 @@ def find_fixed_points(
     ``prune``: first drop boxes that provably hold no fixed point (interval bound), and
     enumerate regions only inside the rest (leaves with at most ``leaf_planes`` crossing
     hyperplanes); ``prune=False`` enumerates every region of the arrangement, O(H^R).
-    Raises ValueError above ``max_rank`` (the work grows like H^R).
+    Raises ValueError above ``max_rank`` (the work grows like H^R). A "relu_diff" network
+    is solved as its clipped ReLU equivalent (:meth:`PiecewiseLinearRNN.as_clipped`); the
+    points are then re-checked and their unit states and stability taken in ``net`` itself.
     """
     start = time.perf_counter()
+    if net.nonlinearity == "relu_diff":
+        # Every unit has a breakpoint hyperplane through the origin (m_u z = 0), so the
+        # arrangement is far from general position; the enumeration assumes it is. Shift each
+        # unit's planes by a distinct ~1e-7 (in units of h_u), enumerate that arrangement,
+        # then re-solve every candidate region in ``net`` itself (exact; a fixed point
+        # closer than ~1e-7 |h_u| to a breakpoint may be missed, like boundary points).
+        clipped = net.as_clipped()
+        shift = np.random.default_rng(direction_seed).uniform(-1e-7, 1e-7, net.n_units)
+        found = find_fixed_points(
+            PiecewiseLinearRNN(clipped.a, clipped.m, clipped.n, clipped.h + shift, "clipped_relu"),
+            prune=prune,
+            leaf_planes=leaf_planes,
+            max_rank=max_rank,
+            max_events=max_events,
+            direction_seed=direction_seed,
+        )
+        states = net.unit_states(found.z)
+        out = _verified(net, states, found.n_regions, start, found.extra)
+        return out
     r = net.rank
     if np.any(np.abs(1.0 - net.a) < 1e-12):
         raise ValueError("decay a = 1 makes every fixed point non-isolated; need a != 1")

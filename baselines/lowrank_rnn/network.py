@@ -12,7 +12,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from baselines.lowrank_rnn import LowRankRNN, LowRankRNNConfig, bin_factor, coarsen, refine
+from baselines.lowrank_rnn import (
+    Generated,
+    LowRankRNN,
+    LowRankRNNConfig,
+    bin_factor,
+    coarsen,
+    refine,
+)
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.training import Schedule, average_rates, split_trials, torch_device, train
 
@@ -48,7 +55,15 @@ class ConvEncoder(nn.Module):
     """Held-in spikes (trial, time, neuron) -> Gaussian pseudo-observation of z per bin:
     mean and log-variance, each (trial, time, R)."""
 
-    def __init__(self, n_in: int, rank: int, channels: int, kernels: tuple[int, ...], mode: str):
+    def __init__(
+        self,
+        n_in: int,
+        rank: int,
+        channels: int,
+        kernels: tuple[int, ...],
+        mode: str,
+        init_std: float | None = None,
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         width = n_in
@@ -58,6 +73,9 @@ class ConvEncoder(nn.Module):
         layers += [_Pad(*_padding(kernels[-1], mode)), nn.Conv1d(width, 2 * rank, kernels[-1])]
         self.net = nn.Sequential(*layers)
         self.rank = rank
+        if init_std is not None:  # the authors': log-variance bias starts at log(init_std^2)
+            with torch.no_grad():
+                layers[-1].bias[rank:] += 2 * math.log(init_std)
 
     def forward(self, spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.net(torch.log1p(spikes).transpose(1, 2)).transpose(1, 2)
@@ -76,9 +94,11 @@ class LowRankSSM(nn.Module):
         self.nonlinearity, self.link = cfg.nonlinearity, cfg.link
         self.m = nn.Parameter((2 * torch.rand(u, r) - 1) / math.sqrt(r))
         self.n = nn.Parameter((2 * torch.rand(u, r) - 1) / math.sqrt(u))
-        self.h = nn.Parameter(
-            torch.rand(u) if cfg.nonlinearity == "clipped_relu" else torch.zeros(u)
-        )
+        if cfg.nonlinearity == "relu_diff":  # the authors': uniform in +-1/sqrt(N)
+            h = (2 * torch.rand(u) - 1) / math.sqrt(u)
+        else:
+            h = torch.rand(u) if cfg.nonlinearity == "clipped_relu" else torch.zeros(u)
+        self.h = nn.Parameter(h)
         self.decay_param = nn.Parameter(torch.tensor(math.log(-math.log(cfg.init_decay))))
         self.log_var = nn.Parameter(torch.full((r,), 2 * math.log(cfg.init_noise)))
         self.z0_mean = nn.Parameter(torch.zeros(r))
@@ -89,18 +109,24 @@ class LowRankSSM(nn.Module):
             mean = torch.as_tensor(np.maximum(mean_counts, 1e-3), dtype=torch.float32)
             bias = torch.log(mean) if cfg.link == "exp" else torch.log(torch.expm1(mean))
             self.readout.bias.copy_(bias)
-        self.encoder = ConvEncoder(n_in, r, cfg.enc_channels, tuple(cfg.enc_kernels), cfg.encoder)
+        self.encoder = ConvEncoder(
+            n_in, r, cfg.enc_channels, tuple(cfg.enc_kernels), cfg.encoder, cfg.enc_init_std
+        )
 
     @property
     def decay(self) -> torch.Tensor:
         return torch.exp(-torch.exp(self.decay_param))
 
-    def phi(self, x: torch.Tensor) -> torch.Tensor:
-        return x.clamp(0.0, 1.0) if self.nonlinearity == "clipped_relu" else x.clamp_min(0.0)
-
     def transition(self, z: torch.Tensor) -> torch.Tensor:
         """Noise-free step, z (..., R) -> (..., R)."""
-        return self.decay * z + self.phi(z @ self.m.T + self.h) @ self.n
+        x = z @ self.m.T
+        if self.nonlinearity == "relu_diff":  # relu(x + h) - relu(x), the authors' unit
+            act = torch.relu(x + self.h) - torch.relu(x)
+        elif self.nonlinearity == "clipped_relu":
+            act = (x + self.h).clamp(0.0, 1.0)
+        else:
+            act = torch.relu(x + self.h)
+        return self.decay * z + act @ self.n
 
     def rates(self, z: torch.Tensor) -> torch.Tensor:
         """Expected counts per bin (..., neuron)."""
@@ -256,7 +282,8 @@ def fit(rnn: LowRankRNN, data: PhaseData) -> None:
     mean_counts = full[fit_idx].mean(axis=(0, 1))
 
     rnn.model = LowRankSSM(cfg, n_in, n_obs, mean_counts).to(device)
-    opt = torch.optim.Adam(rnn.model.parameters(), lr=cfg.lr)
+    optimizer = torch.optim.RAdam if cfg.optimizer == "radam" else torch.optim.Adam
+    opt = optimizer(rnn.model.parameters(), lr=cfg.lr)
     n_fit = obs_t.shape[0]
     n_batches = -(-n_fit // cfg.batch_size)
     n_epochs = max(1, -(-cfg.updates // n_batches))
@@ -361,3 +388,24 @@ def predict(rnn: LowRankRNN, data: PhaseData) -> Rates:
     train = refine(_infer(rnn, train_in, reps, rnn.seed + 1, n_fwd), f)
     evals = refine(_infer(rnn, eval_in, reps, rnn.seed + 2, n_fwd), f)
     return Rates.from_full(train, evals, data.n_heldin, data.n_bins)
+
+
+@torch.no_grad()
+def generate(rnn: LowRankRNN, n_trials: int, n_steps: int, seed: int) -> Generated:
+    """Sample ``n_trials`` trials of ``n_steps`` model steps from the fitted generative model
+    (no data): z_0 from its prior, transition noise each step, Poisson counts."""
+    model = rnn.model
+    device = model.m.device
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    r = model.m.shape[1]
+    std, std0 = torch.exp(0.5 * model.log_var), torch.exp(0.5 * model.z0_log_var)
+    z = model.z0_mean + std0 * torch.randn(n_trials, r, generator=gen, device=device)
+    latents = []
+    for t in range(n_steps):
+        if t:
+            z = model.transition(z) + std * torch.randn(n_trials, r, generator=gen, device=device)
+        latents.append(z)
+    lat = torch.stack(latents, 1)  # (trial, step, R)
+    rates = model.rates(lat)
+    spikes = torch.poisson(rates, generator=gen)
+    return Generated(spikes.cpu().numpy(), rates.cpu().double().numpy(), lat.cpu().double().numpy())

@@ -64,32 +64,32 @@ def psth(
             if j == n_n - 1:
                 ax.set_xlabel("ms", fontsize=7)
     fig.axes[0].legend(fontsize=6, loc="upper right")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.1, top=0.9, wspace=0.3, hspace=0.4)
     return svg(fig)
 
 
 def latents(proj: np.ndarray, conditions: np.ndarray | None, title: str) -> bytes:
     """Latent trajectories (trial, time, 2), one line per trial coloured by condition."""
+    from matplotlib import colormaps
+    from matplotlib.collections import LineCollection
+
     fig = Figure(figsize=(4, 3.6))
     ax = fig.add_subplot()
-    conds = np.zeros(len(proj), int) if conditions is None else conditions
-    uniq = {c: k for k, c in enumerate(np.unique(conds))}
-    for x, c in zip(proj, conds, strict=True):
-        color = PALETTE[uniq[c] % 7] if len(uniq) <= 7 else _cmap(uniq[c] / len(uniq))
-        ax.plot(x[:, 0], x[:, 1], color=color, lw=0.8, alpha=0.8)
-        ax.plot(x[0, 0], x[0, 1], "o", color=color, ms=2)
+    conds = np.zeros(len(proj), int) if conditions is None else np.asarray(conditions)
+    _, code = np.unique(conds, return_inverse=True)
+    n = code.max() + 1
+    colors = (
+        [PALETTE[k] for k in code] if n <= len(PALETTE) else colormaps["viridis"](code / n)
+    )
+    ax.add_collection(LineCollection(list(proj), colors=colors, linewidths=0.8, alpha=0.8))
+    ax.scatter(proj[:, 0, 0], proj[:, 0, 1], c=colors, s=4)
+    ax.autoscale()
     ax.set_xlabel("PC 1", fontsize=8)
     ax.set_ylabel("PC 2", fontsize=8)
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
     fig.tight_layout()
     return svg(fig)
-
-
-def _cmap(x: float) -> tuple[float, float, float, float]:
-    from matplotlib import colormaps
-
-    return colormaps["viridis"](x)
 
 
 def velocity(true: np.ndarray, pred: np.ndarray, trials: list[int], bin_ms: int) -> bytes:
@@ -117,11 +117,12 @@ def raster(
     spikes: np.ndarray | None, rates: np.ndarray, trials: list[int], n_heldin: int, bin_ms: int
 ) -> bytes:
     """Per eval trial: spike raster (top; a dark cell per bin with spikes, held-out neurons
-    below the red line) and predicted rates as a heat map (bottom). ``spikes``, ``rates``:
-    (trial, time, neuron)."""
+    below the red line) and predicted rates as a heat map on one colour scale (bottom).
+    ``spikes``, ``rates``: (trial, time, neuron)."""
     rows = 2 if spikes is not None else 1
-    fig = Figure(figsize=(3.2 * len(trials), 2.4 * rows))
+    fig = Figure(figsize=(3.2 * len(trials) + 0.6, 2.3 * rows))
     extent = (0, rates.shape[1] * bin_ms, rates.shape[2], 0)
+    vmax = float(rates[trials].max())
     for i, trial in enumerate(trials):
         if spikes is not None:
             ax = fig.add_subplot(rows, len(trials), i + 1)
@@ -134,14 +135,15 @@ def raster(
             if i == 0:
                 ax.set_ylabel("neuron (held-out below line)", fontsize=7)
         ax = fig.add_subplot(rows, len(trials), (rows - 1) * len(trials) + i + 1)
-        im = ax.imshow(rates[trial].T, aspect="auto", extent=extent, cmap="magma",
-                       interpolation="nearest")
+        im = ax.imshow(rates[trial].T, aspect="auto", extent=extent, cmap="magma", vmin=0,
+                       vmax=vmax, interpolation="nearest")
         ax.axhline(n_heldin, color="w", lw=0.6)
         ax.set_title(f"eval trial {trial}: predicted rates", fontsize=8)
         ax.set_xlabel("ms", fontsize=7)
         ax.tick_params(labelsize=6)
-        fig.colorbar(im, ax=ax, fraction=0.05).ax.tick_params(labelsize=6)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.9, bottom=0.12, top=0.92, wspace=0.25, hspace=0.4)
+    cax = fig.add_axes((0.92, 0.12, 0.012, 0.3 if rows == 2 else 0.8))
+    fig.colorbar(im, cax=cax, label="spikes/bin").ax.tick_params(labelsize=6)
     return svg(fig)
 
 

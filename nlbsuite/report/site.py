@@ -511,9 +511,9 @@ def compare_page(site: Site, table: Table, runs: list[tuple[Row, ResultRecord]])
     body = (
         f'<p><a href="../index.html#{e(table.slug)}">← leaderboard</a></p>'
         f"<h1>{e(table.key)} ({e(table.phase)}): runs against {e(table.label(base_row))}</h1>"
-        "<p>Δ = row minus the best co-bps row, means over seeds. The co-bps delta's interval "
-        "resamples the eval trials (1,000 times, seed 0) with the same draw for both runs "
-        "(a paired bootstrap).</p>"
+        "<p>Rows with saved predictions only; Δ = row minus the best co-bps row among them, "
+        "means over seeds. The co-bps delta's interval resamples the eval trials (1,000 "
+        "times, seed 0) with the same draw for both runs (a paired bootstrap).</p>"
         f"<table><tr><th>run</th>{head}</tr>{''.join(lines)}</table>"
         f"<h2>Per-neuron co-bps, paired</h2><p>{''.join(figs)}</p>"
     )

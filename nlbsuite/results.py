@@ -4,8 +4,10 @@ A record names the model (with its preset, full config and config hash), the dat
 bin width, phase, data hash, a portable description of the source: file names, never
 folders), the seed, every metric, fit/predict seconds, the parameter count, and the
 provenance (nlbsuite version, the model code's fingerprint, git commit, package versions,
-date). :class:`RunKey` is the one definition of "the same run up to the seed", used by the
-leaderboard (rows) and ``compare`` (matching). Older record formats are migrated on load.
+date). A test-phase record also carries the sha256 of the target file it was scored against
+and the submission file it wrote. :class:`RunKey` is the one definition of "the same run up
+to the seed", used by the leaderboard (rows, one table per dataset key and phase) and
+``compare`` (matching). Older record formats are migrated on load (:func:`migrate`).
 """
 
 from __future__ import annotations
@@ -23,13 +25,18 @@ from typing import Any, NamedTuple
 from nlbsuite.errors import UserError
 from nlbsuite.fileio import atomic_write_bytes
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 RESULTS_ENV = "NLBSUITE_RESULTS"
 LOCK_NAME = ".lock"
 
 
 class RunKey(NamedTuple):
-    """What makes runs comparable: one model config on one dataset phase (seeds vary)."""
+    """What makes runs comparable: one model config on one dataset phase (seeds vary).
+
+    ``phase`` is the record's :attr:`ResultRecord.phase_label`: ``test`` for NLB's released
+    test targets, ``test@<sha8>`` for a test phase scored against another target file, so
+    the two are never mixed in a table or a comparison.
+    """
 
     model: str
     preset: str
@@ -87,12 +94,30 @@ class ResultRecord:
     packages: dict[str, str] = field(default_factory=dict)
     artifact: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    target_sha256: str = ""  # test phase: sha256 of the target file the run was scored against
+    submission: str | None = None  # test phase: the submission file, relative to the record
+    notes: list[str] = field(default_factory=list)  # what the data could not support, and why
     schema: int = SCHEMA_VERSION
+
+    @property
+    def phase_label(self) -> str:
+        """``val``; ``test`` when scored against NLB's released test targets (or not yet
+        scored); ``test@<first 8 hex of the target's sha256>`` against any other target."""
+        from nlbsuite.testtargets import SHA256
+
+        if self.phase != "test" or self.target_sha256 in ("", SHA256):
+            return self.phase
+        return f"test@{self.target_sha256[:8]}"
 
     @property
     def run_key(self) -> RunKey:
         return RunKey(
-            self.model, self.preset, self.config_hash, self.dataset, self.bin_width_ms, self.phase
+            self.model,
+            self.preset,
+            self.config_hash,
+            self.dataset,
+            self.bin_width_ms,
+            self.phase_label,
         )
 
     @property
@@ -147,6 +172,7 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
     "float": (int, float),
     "dict": (dict,),
+    "list": (list,),
 }
 
 
@@ -157,9 +183,12 @@ def _checked(value: Any, annotation: str, key: str, source: str) -> Any:
     if value is None and "None" in annotation:
         return None
     if isinstance(value, bool) or not isinstance(value, _JSON_TYPES[kind]):
-        expected = {"str": "a string", "int": "an integer", "float": "a number"}.get(
-            kind, "an object"
-        )
+        expected = {
+            "str": "a string",
+            "int": "an integer",
+            "float": "a number",
+            "list": "a list",
+        }.get(kind, "an object")
         raise UserError(
             f"{source}: result record key '{key}' must be {expected}, got {json.dumps(value)[:40]}"
         )
@@ -167,14 +196,20 @@ def _checked(value: Any, annotation: str, key: str, source: str) -> Any:
 
 
 def migrate(raw: dict[str, Any], source: str = "<dict>") -> dict[str, Any]:
-    """A record's JSON object in the current schema (:data:`SCHEMA_VERSION`).
+    """A record's JSON object in the current schema (:data:`SCHEMA_VERSION`), one step at a
+    time (the input is not changed).
 
-    Schema 1 -> 2: ``data_source`` paths become file names (no machine paths), and the
-    missing ``code_fingerprint`` becomes "" (matches no code, so the run is redone if asked).
+    - 1 -> 2: ``data_source`` paths become file names (no machine paths), and the missing
+      ``code_fingerprint`` becomes "" (matches no code, so the run is redone if asked).
+    - 2 -> 3: test-phase fields added: ``target_sha256`` "" (no schema-2 record was
+      scored on the test phase), ``submission`` None, ``notes`` [].
     """
     schema = raw.get("schema", 1)
     if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
-        raise UserError(f"{source}: result record key 'schema' must be 1 or 2, got {schema!r}")
+        raise UserError(
+            f"{source}: result record key 'schema' must be an integer from 1 to "
+            f"{SCHEMA_VERSION}, got {schema!r}"
+        )
     if schema > SCHEMA_VERSION:
         raise UserError(
             f"{source}: result record schema {schema} is newer than this nlbsuite "
@@ -185,7 +220,13 @@ def migrate(raw: dict[str, Any], source: str = "<dict>") -> dict[str, Any]:
         if isinstance(raw.get("data_source"), str):
             raw["data_source"] = portable_source(raw["data_source"])
         raw.setdefault("code_fingerprint", "")
-    raw["schema"] = SCHEMA_VERSION
+        schema = 2
+    if schema == 2:
+        raw.setdefault("target_sha256", "")
+        raw.setdefault("submission", None)
+        raw.setdefault("notes", [])
+        schema = 3
+    raw["schema"] = schema
     return raw
 
 

@@ -7,6 +7,13 @@ unless told not to. A record states exactly what ran: the seed and config of
 the adapter that was fitted, and the preset they came from ("custom" for an instance whose
 config matches no preset). A finished run is reused (and says so) only while its data, the
 nlbsuite version and the model's code are unchanged; otherwise it is redone (saying why).
+:func:`run_seeds` runs several seeds on data loaded once; :func:`submit` writes one
+submission file for several dataset keys.
+
+In the test phase (:mod:`nlbsuite.testphase`) the model is fitted on every train-split trial
+and predicts the test trials; the run writes its submission file and scores it against
+``target`` or NLB's released targets when fetched. Without targets nothing is recorded: the
+returned record has no metrics, names the submission and says how to get the targets.
 """
 
 from __future__ import annotations
@@ -14,16 +21,16 @@ from __future__ import annotations
 import os
 import pickle
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nlbsuite import __version__
 from nlbsuite.adapter import ModelAdapter, resolve_device, seed_everything
-from nlbsuite.data import PhaseData, Rates
+from nlbsuite.data import EvalTarget, PhaseData, Rates
 from nlbsuite.datasets import load_dataset
 from nlbsuite.errors import UserError
 from nlbsuite.predictions import prediction_arrays, save_arrays
@@ -39,6 +46,9 @@ from nlbsuite.results import (
     write_result_file,
 )
 from nlbsuite.scoring import evaluate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nlbsuite.scoring.rules import Problem
 
 ARTIFACTS_ENV = "NLBSUITE_RUNS"
 
@@ -181,11 +191,13 @@ def reusable(path: Path, probe: ResultRecord) -> tuple[ResultRecord | None, str]
 
 
 def plan_record(
-    adapter: ModelAdapter, data: PhaseData, preset: str, seed: int
+    adapter: ModelAdapter, data: PhaseData, preset: str, seed: int, target_sha256: str = ""
 ) -> ResultRecord:
     """The record of running ``adapter`` (built by :func:`make_model`) on ``data`` before it
     runs: its run key, data hash and code fingerprint, no metrics yet. Its
-    :func:`~nlbsuite.results.record_path` and :func:`reusable` tell whether the run is done."""
+    :func:`~nlbsuite.results.record_path` and :func:`reusable` tell whether the run is done.
+    ``target_sha256``: test phase, the target file's checksum (part of the run key unless it
+    is NLB's released file)."""
     return ResultRecord(
         model=adapter.info.name,
         preset=preset,
@@ -203,14 +215,27 @@ def plan_record(
         data_hash=data_hash(data),
         nlbsuite_version=__version__,
         code_fingerprint=code_fingerprint(type(adapter)),
+        target_sha256=target_sha256,
+        notes=list(data.meta.get("notes", [])),
     )
 
 
-def execute(adapter: ModelAdapter, data: PhaseData, record: ResultRecord) -> Prediction:
+def execute(
+    adapter: ModelAdapter, data: PhaseData, record: ResultRecord, target: EvalTarget | None = None
+) -> Prediction:
     """Fit and score ``adapter`` on ``data``, filling ``record`` (from :func:`plan_record`)
-    with the metrics, timings and provenance; nothing is written. Returns the prediction."""
+    with the metrics, timings and provenance; nothing is written. Returns the prediction.
+
+    ``target`` (test phase): what the eval rates are scored against; the model never sees
+    it. A test phase without one leaves the metrics empty. Metrics the data cannot support
+    (``data.meta["not_scored"]``, said in ``record.notes``) are left out."""
     pred = fit_predict(adapter, data, seed=record.seed)
-    record.metrics = evaluate(data, pred.rates)
+    if target is not None:
+        data = replace(data, target=target)
+    if data.target is not None or data.phase != "test":
+        metrics = evaluate(data, pred.rates)
+        skip = data.meta.get("not_scored", ())
+        record.metrics = {k: v for k, v in metrics.items() if k not in skip}
     record.fit_seconds = round(pred.fit_seconds, 3)
     record.predict_seconds = round(pred.predict_seconds, 3)
     record.n_parameters = int(adapter.n_parameters())
@@ -257,6 +282,7 @@ def run(
     preset: str | None = None,
     overrides: dict[str, Any] | None = None,
     bin_width_ms: int | None = None,
+    target: str | Path | None = None,
     results_dir: str | Path | None = None,
     artifacts_dir: str | Path | None = None,
     overwrite: bool = False,
@@ -267,11 +293,15 @@ def run(
 
     ``model``: a registered name (built from ``preset``, default "cpu", ``overrides`` and
     ``seed``, default 0) or an adapter instance (run with its own seed and config; see
-    :func:`make_model`). ``dataset`` is a registered name or a loaded :class:`PhaseData`.
-    With ``save`` the record goes to ``results_dir`` (default :func:`default_results_dir`)
-    and the fitted model to ``artifacts_dir``. An existing record of the same run is
-    returned as is unless ``overwrite`` or it is stale (:func:`reusable`); ``log`` is told
-    which ("reused ..." or "rerunning: ...").
+    :func:`make_model`). ``dataset`` is a registered name or a loaded :class:`PhaseData`
+    (its own phase then applies). With ``save`` the record goes to ``results_dir`` (default
+    :func:`default_results_dir`) and the fitted model to ``artifacts_dir``. An existing
+    record of the same run is returned as is unless ``overwrite`` or it is stale
+    (:func:`reusable`); ``log`` is told which ("reused ..." or "rerunning: ...").
+
+    Test phase: the submission goes to ``artifacts_dir`` as ``<run id>.h5`` (also when not
+    ``save``-ing the record); it is scored against ``target`` (an eval-target file), else the
+    fetched released targets; with neither the record is returned unsaved, without metrics.
     """
     say = log or (lambda _: None)
     data = (
@@ -281,18 +311,138 @@ def run(
     )
     adapter, preset, seed = make_model(model, preset, seed, overrides)
     results = Path(results_dir) if results_dir is not None else default_results_dir()
-    record = plan_record(adapter, data, preset, seed)
+    artifacts = Path(artifacts_dir) if artifacts_dir is not None else default_artifacts_dir(results)
+    target_path, sha = None, ""
+    if data.phase == "test":
+        from nlbsuite.nlb.cache import file_digest
+        from nlbsuite.testphase import find_target
+
+        target_path = find_target(target)
+        sha = file_digest(target_path) if target_path is not None else ""
+    record = plan_record(adapter, data, preset, seed, sha)
     path = record_path(results, record)
-    if save and not overwrite:
+    if save and not overwrite and (data.phase != "test" or target_path is not None):
         old, why = reusable(path, record)
         if old is not None:
             say(f"reused {shown(path)}; --overwrite (overwrite=True) to refit")
             return old
         if why:
             say(f"rerunning: {why}")
-    pred = execute(adapter, data, record)
+    scored = data
+    if target_path is not None:
+        from nlbsuite.testphase import read_target
+
+        scored = replace(data, target=read_target(target_path, data.key))
+    pred = execute(adapter, data, record, scored.target if target_path is not None else None)
+    if data.phase == "test":
+        from nlbsuite.submission import write_submission
+
+        sub = write_submission(artifacts / f"{record.run_id}.h5", {data.key: pred.rates})
+        record.submission = os.path.relpath(sub.resolve(), results.resolve())
+        if target_path is None:
+            from nlbsuite.testphase import how_to_get_targets
+
+            say(f"wrote {shown(sub)}; {how_to_get_targets()}")
+            return record
     if save:
-        figures = prediction_arrays(data, pred.rates, adapter)
-        artifacts = None if artifacts_dir is None else Path(artifacts_dir)
+        if "vel R2" in data.meta.get("not_scored", ()) and scored.target is not None:
+            # behaviour that cannot be paired with the train rates draws no figure either
+            unpaired = replace(scored.target, train_behavior=None, eval_behavior=None)
+            scored = replace(scored, target=unpaired)
+        figures = prediction_arrays(scored, pred.rates, adapter)
         store(record, adapter, figures, results, artifacts)
     return record
+
+
+def run_seeds(
+    model: str | ModelAdapter,
+    dataset: str | PhaseData = "lorenz",
+    seeds: Iterable[int] = (0,),
+    phase: str = "val",
+    *,
+    bin_width_ms: int | None = None,
+    progress: bool = True,
+    **kwargs: Any,
+) -> list[ResultRecord]:
+    """:func:`run` once per seed on data loaded once (``kwargs`` as :func:`run`'s); a
+    progress bar over seeds when there are several and ``progress``."""
+    from tqdm import tqdm
+
+    seeds = list(seeds)
+    data = (
+        dataset
+        if isinstance(dataset, PhaseData)
+        else load_dataset(dataset, phase=phase, bin_width_ms=bin_width_ms)
+    )
+    name = model if isinstance(model, str) else model.info.name
+    bar = tqdm(seeds, desc=f"{name} on {data.key}", unit="seed", disable=not progress or len(seeds) < 2)
+    return [run(model, data, seed=seed, **kwargs) for seed in bar]
+
+
+@dataclass
+class Submission:
+    """A written submission file: its groups, the problems validation found, timings."""
+
+    path: Path
+    keys: list[str]
+    problems: list[Problem]
+    fit_seconds: dict[str, float]
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.severity == "error" for p in self.problems)
+
+
+def submit(
+    model: str | ModelAdapter,
+    datasets: Sequence[str | PhaseData],
+    path: str | Path,
+    *,
+    phase: str = "test",
+    preset: str | None = None,
+    seed: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    merge: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> Submission:
+    """Fit ``model`` on each dataset and write one submission file holding every group.
+
+    ``datasets``: dataset keys (``"mc_maze"``, ``"mc_maze_20"``, ...; loaded for ``phase``
+    from the data dir) or loaded :class:`PhaseData`. Each key is fitted with a fresh adapter
+    built from ``preset``/``seed``/``overrides`` (``model`` may be an instance only for one
+    dataset). ``merge``: keep the other groups of an existing file. The file is written once,
+    atomically, after every fit, then validated against the dataset sizes
+    (:func:`~nlbsuite.submission.validate_submission`, plus the test phase's trial counts
+    where they are fixed: :func:`~nlbsuite.submission.catalog_problems`).
+    """
+    from tqdm import tqdm
+
+    from nlbsuite.submission import catalog_problems, validate_submission, write_submission
+
+    say = log or (lambda _: None)
+    require_one = isinstance(model, ModelAdapter) and len(datasets) > 1
+    if require_one:
+        raise UserError("a model instance can fit one dataset; pass the model's name instead")
+    groups: dict[str, Rates] = {}
+    phases: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    for item in tqdm(datasets, desc="submission", unit="dataset", disable=not progress):
+        data = item if isinstance(item, PhaseData) else _load_key(item, phase)
+        if data.key in groups:
+            raise UserError(f"dataset key '{data.key}' given twice", "datasets")
+        pred = fit_predict(model, data, preset=preset, seed=seed, overrides=overrides)
+        groups[data.key] = pred.rates
+        phases[data.key] = data.phase
+        seconds[data.key] = round(pred.fit_seconds, 3)
+        say(f"{data.key} ({data.phase}): fit {pred.fit_seconds:.1f} s")
+    out = write_submission(path, groups, merge=merge)
+    problems = validate_submission(out) + catalog_problems(out, phases)
+    return Submission(out, list(groups), problems, seconds)
+
+
+def _load_key(key: str, phase: str) -> PhaseData:
+    from nlbsuite.catalog import parse_dataset_key
+
+    dataset, bin_ms = parse_dataset_key(key)
+    return load_dataset(dataset, phase=phase, bin_width_ms=bin_ms)

@@ -10,15 +10,18 @@ leaves a half-written file.
 
 :func:`write_target` writes evaluation targets in nlb_tools' ``eval_target.h5`` layout (for
 local scoring of val-phase or synthetic data with ``nlbsuite score``).
+
+:func:`validate_submission` and :func:`score_file` are the library forms of ``nlbsuite
+validate`` and ``nlbsuite score``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import ExitStack
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -30,6 +33,9 @@ from nlbsuite.fileio import atomic_path
 from nlbsuite.scoring.evaluator import Evaluator
 from nlbsuite.scoring.h5io import open_h5_tree
 from nlbsuite.scoring.rules import Problem, tree_problems
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nlbsuite.scoring.scores import Scores
 
 
 def submission_arrays(
@@ -171,3 +177,73 @@ def validate_submission(
         message = str(exc).removeprefix(f"submission {where}: ").removeprefix("target ")
         return [*problems, Problem("error", where, message)]
     return problems
+
+
+def catalog_problems(source: str | Path, phases: Mapping[str, str]) -> list[Problem]:
+    """Trial-count errors of a submission's test-phase groups (``phases``: dataset key ->
+    phase) against the counts the test phase fixes (the MC_Maze scaling split:
+    :data:`nlbsuite.testtargets.EXPECTED`); other sizes are :func:`validate_submission`'s."""
+    from nlbsuite.testtargets import EXPECTED
+
+    problems: list[Problem] = []
+    with open_h5_tree(source, "submission") as tree:
+        for key, phase in phases.items():
+            dataset, _ = parse_dataset_key(key)
+            expected = EXPECTED.get(dataset)
+            if phase != "test" or expected is None or key not in tree:
+                continue
+            for name in tree[key]:
+                n = expected.n_train if name.startswith("train_") else expected.n_eval
+                got = tree[key][name].shape[0]
+                if n is not None and got != n:
+                    problems.append(
+                        Problem(
+                            "error",
+                            f"{key}/{name}",
+                            f"{got} trials; the {dataset} test phase has {n}",
+                        )
+                    )
+    return problems
+
+
+@dataclass
+class ScoreReport:
+    """Scores of a submission file per dataset key, with what was left out and why."""
+
+    scores: dict[str, Scores]
+    skipped: list[str]  # submission keys the target file has no group for
+    notes: list[str]  # unexpected items of the released target groups read
+    target: str  # the target file scored against
+
+
+def score_file(
+    submission: str | Path,
+    target: str | Path | None = None,
+    *,
+    n_boot: int = 0,
+    seed: int = 0,
+) -> ScoreReport:
+    """Score a submission file exactly as nlb_tools' ``evaluate`` (``nlbsuite score``).
+
+    ``target``: an eval-target file; default NLB's released test targets (fetched with
+    ``nlbsuite fetch test-targets``), of which only the submission's groups are read and
+    each is checked against the dataset's sizes. ``n_boot`` bootstrap resamples of the eval
+    trials give 95% intervals (``Scores.ci``).
+    """
+    from nlbsuite.scoring import score_by_key
+
+    skipped: list[str] = []
+    notes: list[str] = []
+    with ExitStack() as stack:
+        tgt: Any = target
+        if target is None:
+            from nlbsuite.testtargets import TestTargets
+
+            with open_h5_tree(submission, "submission") as tree:
+                keys = list(tree)
+            released = stack.enter_context(TestTargets())
+            tgt = released.groups(keys)
+            notes = released.notes
+            target = released.path
+        scores = score_by_key(tgt, submission, n_boot=n_boot, seed=seed, skipped=skipped)
+    return ScoreReport(scores, skipped, notes, str(target))

@@ -104,20 +104,56 @@ def test_schema_1_record_is_migrated_on_load(tmp_path):
     path = tmp_path / "r.json"
     path.write_text(json.dumps(_schema1()))
     rec = load_record(path)
-    assert rec.schema == SCHEMA_VERSION == 2
+    assert rec.schema == SCHEMA_VERSION == 3
     assert rec.data_source == "mc_maze_small_val_tensors.h5"
+    assert (rec.target_sha256, rec.submission, rec.notes) == ("", None, [])  # 2 -> 3
     assert rec.code_fingerprint == ""  # matches no code: the run is redone if asked
     assert rec.metrics["co-bps"] == 0.1157 and rec.metrics["vel R2"] != rec.metrics["vel R2"]
     assert rec.n_parameters == 9460 and rec.data_hash == "25d2"
     again = ResultRecord.from_dict(json.loads(rec.to_json()))
-    assert again == rec or again.to_json() == rec.to_json()  # schema 2 round-trips
+    assert again == rec or again.to_json() == rec.to_json()  # schema 3 round-trips
+
+
+def test_committed_records_migrate_to_the_current_schema():
+    """Every record in leaderboard/results (schema 2 today) loads as schema 3 with every
+    stored value unchanged and the new test-phase fields at their 'not test phase' values;
+    the migrated record round-trips and keeps its run id (file name) and leaderboard row."""
+    paths = sorted(COMMITTED.glob("*.json"))
+    assert len(paths) >= 20
+    old_schemas = set()
+    for path in paths:
+        raw = json.loads(path.read_text())
+        old_schemas.add(raw["schema"])
+        rec = load_record(path)
+        assert rec.schema == SCHEMA_VERSION, path.name
+        assert f"{rec.run_id}.json" == path.name
+        assert rec.run_key.phase == raw["phase"] == "val"
+        new = json.loads(rec.to_json())
+        assert {k: v for k, v in new.items() if k in raw and k != "schema"} == {
+            k: v for k, v in raw.items() if k != "schema"
+        }, path.name
+        assert set(new) - set(raw) <= {"target_sha256", "submission", "notes"}
+        if raw["schema"] == 2:
+            assert (rec.target_sha256, rec.submission, rec.notes) == ("", None, [])
+        assert ResultRecord.from_dict(new) == rec
+    assert old_schemas <= {2, SCHEMA_VERSION}
+
+
+def test_migrate_leaves_its_input_alone_and_is_idempotent():
+    from nlbsuite.results import migrate
+
+    raw = _schema1()
+    before = json.dumps(raw, sort_keys=True)
+    once = migrate(raw)
+    assert json.dumps(raw, sort_keys=True) == before
+    assert migrate(once) == once and once["schema"] == SCHEMA_VERSION
 
 
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"schema": 3}, "schema 3 is newer than this nlbsuite"),
-        ({"schema": "1"}, "key 'schema' must be 1 or 2"),
+        ({"schema": 4}, "schema 4 is newer than this nlbsuite (reads up to 3)"),
+        ({"schema": "1"}, "key 'schema' must be an integer from 1 to 3"),
         ({"seed": "zero"}, "key 'seed' must be an integer"),
         ({"seed": True}, "key 'seed' must be an integer"),
         ({"metrics": [0.1]}, "key 'metrics' must be an object"),
@@ -164,7 +200,7 @@ def test_committed_records_hold_no_machine_path():
         if absolute.match(text) or (key == "data_source" and ("/" in text or "\\" in text))
     ]
     assert offenders == []
-    assert {json.loads(p.read_text())["schema"] for p in paths} == {SCHEMA_VERSION}
+    assert {json.loads(p.read_text())["schema"] for p in paths} <= {2, SCHEMA_VERSION}
     assert len(load_records(COMMITTED)) == len(paths)
 
 
@@ -178,5 +214,5 @@ def test_new_record_has_portable_source_fingerprint_and_version(tiny_lorenz, tmp
     saved = json.loads((tmp_path / f"{rec.run_id}.json").read_text())
     assert saved["data_source"] == "lorenz_tensors.h5"
     assert saved["code_fingerprint"] == code_fingerprint(MeanRate) != ""
-    assert saved["nlbsuite_version"] == __version__ and saved["schema"] == 2
+    assert saved["nlbsuite_version"] == __version__ and saved["schema"] == SCHEMA_VERSION
     assert not saved["artifact"].startswith("/")

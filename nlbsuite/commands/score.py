@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import sys
@@ -48,28 +47,14 @@ def _num(x: float) -> float | None:
 def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from nlbsuite.scoring import score_by_key
+    from nlbsuite.submission import score_file
 
     require(args.bootstrap >= 0, f"--bootstrap {args.bootstrap}: expected a count >= 0")
-    skipped: list[str] = []
-    notes: list[str] = []
-    with contextlib.ExitStack() as stack:
-        target = args.target
-        if target is None:  # the released test targets: only the submission's groups
-            from nlbsuite.scoring.h5io import open_h5_tree
-            from nlbsuite.testtargets import TestTargets
-
-            with open_h5_tree(args.submission, "submission") as tree:
-                keys = list(tree)
-            released = stack.enter_context(TestTargets())
-            target = released.groups(keys)
-            notes = released.notes
-        scores = score_by_key(
-            target, args.submission, n_boot=args.bootstrap, seed=args.seed, skipped=skipped
-        )
-    for key in skipped:
+    report = score_file(args.submission, args.target, n_boot=args.bootstrap, seed=args.seed)
+    scores = report.scores
+    for key in report.skipped:
         print(f"note: '{key}' is not in the target file; not scored", file=sys.stderr)
-    for note in notes:
+    for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.json:
         out: dict[str, dict[str, object]] = {}

@@ -115,3 +115,18 @@ def test_extractor_prints_the_block_verbatim(tmp_path: Path) -> None:
     readme.write_text('intro\n<!-- ci: x -->\n\n```bash\npip install "a[b]" && c --d\n```\nend\n')
     result = readme_block("x", readme)
     assert result.returncode == 0 and result.stdout == 'pip install "a[b]" && c --d\n'
+
+
+def test_use_from_python_section_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The README's "Use from Python" example, run as a doctest (printed values included)."""
+    import doctest
+
+    text = (ROOT / "README.md").read_text()
+    start = text.index("## Use from Python")
+    section = text[start : text.index("\n## ", start + 1)]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NLBSUITE_CACHE", str(tmp_path / "cache"))
+    test = doctest.DocTestParser().get_doctest(section, {}, "README: Use from Python", None, 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.tries >= 15 and runner.failures == 0

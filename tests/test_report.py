@@ -3,6 +3,7 @@ three tiny runs, its errors, and a real headless Chromium opening it from file:/
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -287,3 +288,30 @@ def test_browser_run_and_compare_pages_load_every_image(browser, tiny_site, tmp_
         page.locator("a", has_text=re.compile("leaderboard")).click()
         assert page.url.endswith("index.html#lorenz_tiny_20__val")
     assert (tmp_path / f"{smooth_id(tiny_site)}.png").stat().st_size > 10_000
+
+
+def test_recorded_bootstrap_intervals_are_shown_not_ranked(tiny_site, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(tiny_site.parent / "results", results)
+    path = next(results.glob("*smoothing*.json"))
+    raw = json.loads(path.read_text())
+    co = raw["metrics"]["co-bps"]
+    raw["metrics"].update({"co-bps ci_lo": co - 0.01, "co-bps ci_hi": co + 0.02})
+    raw["artifact"] = None  # no saved predictions needed here
+    path.write_text(json.dumps(raw))
+    build_report(results, tmp_path / "site", progress=False)
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert f"[{co - 0.01:.4f}, {co + 0.02:.4f}]" in index
+    assert "ci_lo" not in index  # a bound is no column of its own
+    page = (tmp_path / "site" / "runs" / f"{path.stem}.html").read_text()
+    assert f"[{co - 0.01:.4f}, {co + 0.02:.4f}]" in page
+
+
+def test_velocity_figure_plots_the_decoded_and_true_traces():
+    from nlbsuite.report import plots
+
+    rng = np.random.default_rng(0)
+    true, pred = rng.normal(size=(4, 30, 2)), rng.normal(size=(4, 30, 2))
+    svg = plots.velocity(true, pred, [0, 2], bin_ms=20).decode()
+    assert "eval trial 0" in svg and "eval trial 2" in svg and "eval trial 1" not in svg
+    assert svg.count("<path") > 8  # 2 trials x 2 components x (true + decoded) lines + axes

@@ -140,12 +140,14 @@ def split_ci(records: list[ResultRecord]) -> tuple[list[ResultRecord], dict[str,
 
 
 def make_tables(records: list[ResultRecord]) -> list[Table]:
-    records, bounds = split_ci(records)
+    """Tables of rows aggregated over seeds (bootstrap bounds kept out of the metrics); each
+    row's records as recorded, bounds included."""
+    clean, bounds = split_ci(records)
     by_key: dict[RunKey, list[ResultRecord]] = defaultdict(list)
     for rec in records:
         by_key[rec.run_key].append(rec)
     tables = []
-    for (key, phase), rows in aggregate(records).items():
+    for (key, phase), rows in aggregate(clean).items():
         table = Table(key, phase, rows, {}, config_labels(rows))
         for row in rows:
             recs = sorted(

@@ -185,6 +185,9 @@ def test_presets_make_valid_configs() -> None:
         assert isinstance(cfg, LatentSDEConfig) and cfg.drift in DRIFTS
     paper = LatentSDE.make_config("paper")
     assert paper.dt_ms is None and 2 * paper.n_oscillators == 10
+    assert (paper.oscillator, paper.predict_with, paper.z0_prior) == (
+        "stuart_landau", "prior", "standard"
+    )
 
 
 def test_predictive_interval_covers_a_new_draw_at_its_level() -> None:
@@ -196,3 +199,78 @@ def test_predictive_interval_covers_a_new_draw_at_its_level() -> None:
     assert abs(coverage - 0.9) < 0.01  # linear interpolation would give ~0.81
     lin = np.quantile(samples, [0.05, 0.95], axis=0)
     assert abs(float(((new >= lin[0]) & (new <= lin[1])).mean()) - 0.81) < 0.015
+
+
+# ----------------------------------------------------------------------------------------
+# Stuart-Landau oscillators, the frequency bound, prior / posterior prediction, latents
+# ----------------------------------------------------------------------------------------
+
+
+def _heun(drift: OscillatorDrift, z: torch.Tensor, steps: int) -> np.ndarray:
+    out = []
+    with torch.no_grad():
+        for _ in range(steps):
+            k1 = drift(z)
+            k2 = drift(z + k1)
+            z = z + 0.5 * (k1 + k2)
+            out.append(z[0].numpy().copy())
+    return np.array(out)
+
+
+def test_stuart_landau_drift_matches_the_closed_form() -> None:
+    """Uncoupled: r' = a r - r^3, theta' = omega, so r(t) = sqrt(a / (1 + (a / r0^2 - 1)
+    exp(-2 a t))) and the phase turns at omega."""
+    step_s, a, r0 = 0.001, 2.0, 0.3
+    drift = OscillatorDrift(1, step_s, (1.5, 1.5), kind="stuart_landau").double()
+    with torch.no_grad():
+        drift.growth.fill_(a)
+    omega = float(drift.omega().detach())
+    assert omega == pytest.approx(2 * math.pi * 1.5, rel=1e-6)
+    path = _heun(drift, torch.tensor([[r0, 0.0]], dtype=torch.float64), 2000)
+    t = np.arange(1, 2001) * step_s
+    r = np.sqrt(a / (1 + (a / r0**2 - 1) * np.exp(-2 * a * t)))
+    np.testing.assert_allclose(np.hypot(path[:, 0], path[:, 1]), r, atol=1e-4)
+    np.testing.assert_allclose(path[:, 0], r * np.cos(omega * t), atol=1e-3)  # Heun phase error
+    assert sum(p.numel() for p in drift.parameters()) == 1 + 1 + 1  # omega, a, K
+
+
+@pytest.mark.parametrize("hz", [8.0, 12.0])
+def test_frequency_bound_keeps_heun_stable_at_20_ms(hz: float) -> None:
+    """The issue's blow-up: Heun at 20 ms steps, a damped oscillator at 8 / 12 Hz, 1 s."""
+    z0 = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    unbounded = OscillatorDrift(1, 0.02, (hz, hz), max_omega_dt=100.0).double()
+    assert float(unbounded.omega().detach()) == pytest.approx(2 * math.pi * hz, rel=1e-4)
+    assert np.abs(_heun(unbounded, z0, 50)[:, 0]).max() > 50  # the instability
+    bounded = OscillatorDrift(1, 0.02, (hz, hz)).double()
+    assert float(bounded.omega().detach()) * 0.02 <= 0.5
+    assert np.abs(_heun(bounded, z0, 50)[:, 0]).max() <= 1.0 + 1e-9
+
+
+def test_prior_and_posterior_prediction(hybrid: LatentSDE, tiny_lorenz: PhaseData) -> None:
+    import copy
+
+    data = tiny_lorenz.model_input()
+    model = copy.deepcopy(hybrid)
+    post = model.predict(data)
+    model.config = dataclasses.replace(model.cfg, predict_with="prior")
+    prior = model.predict(data)
+    assert not np.allclose(prior.eval_rates_heldout, post.eval_rates_heldout)
+    # Prior rollouts ignore the posterior correction: zeroing it changes nothing for them,
+    # and makes the posterior paths equal to them.
+    with torch.no_grad():
+        for p in model.module.posterior_net.parameters():
+            p.zero_()
+    np.testing.assert_array_equal(model.predict(data).eval_rates_heldout, prior.eval_rates_heldout)
+    model.config = dataclasses.replace(model.cfg, predict_with="posterior")
+    np.testing.assert_allclose(model.predict(data).eval_rates_heldout, prior.eval_rates_heldout)
+
+
+def test_latents_and_the_standard_initial_prior(tiny_lorenz: PhaseData) -> None:
+    model = fit(tiny_lorenz, oscillator="stuart_landau", z0_prior="standard", epochs=2)
+    assert float(model.module.prior_z0_mean.abs().max()) == 0.0  # N(0, I), never trained
+    assert float(model.module.prior_z0_logvar.abs().max()) == 0.0
+    data = tiny_lorenz.model_input()
+    lat = model.latents(data.eval_spikes_heldin)
+    assert lat.shape == (*data.eval_spikes_heldin.shape[:2], 2 * model.cfg.n_oscillators)
+    assert np.isfinite(lat).all() and lat.std() > 0
+    np.testing.assert_array_equal(model.latents(data.eval_spikes_heldin), lat)  # seeded

@@ -1,30 +1,54 @@
 """Latent SDE with coupled-oscillator dynamics, after ElGazzar & van Gerven, "Generative
 Modeling of Neural Dynamics via Latent Stochastic Differential Equations" (arXiv 2412.12112).
 
-Generative model (prior), for ``n`` oscillators with positions x and velocities v::
+Generative model (prior), for ``n`` oscillators::
 
-    x'' = -gamma x' - omega^2 x + K x  [+ MLP(x, v) for "hybrid"]      (drift "oscillator"/"hybrid")
-    dz  = MLP(z) dt                                                    (drift "neural")
+    x' = a x - omega y - (x^2 + y^2) x + K x,  y' likewise   (oscillator "stuart_landau", the authors')
+    x'' = -gamma x' - omega^2 x + K x                       (oscillator "damped", an option)
+    [+ MLP(z) for drift "hybrid"];  dz = MLP(z) dt for drift "neural"
     dz  = drift dt + sigma dW,   log rates = W z + b,   spikes ~ Poisson(exp(log rates))
 
-``omega``, ``gamma`` (per oscillator, positive) and the coupling ``K`` are learned; the
-velocity is stored divided by ``omega`` so both halves of the state have the same scale.
-``sigma`` is a learned diagonal diffusion shared by prior and posterior.
+``omega``, ``a`` or ``gamma`` (per oscillator) and the coupling ``K`` are learned; ``omega``
+is bounded by ``max_omega_dt`` radians per solver step (explicit solvers blow up beyond:
+Heun at 20 ms steps turns a 0.64-amplitude 8 Hz damped oscillation into 97, see
+:class:`~baselines.latent_sde.network.OscillatorDrift`). ``sigma`` is a learned diagonal
+diffusion shared by prior and posterior.
 
 Inference (posterior): a bidirectional GRU over held-in spikes gives the initial-state
 posterior q(z0) and a context sequence; the posterior drift is the prior drift plus an MLP
 correction over [state, context]. The ELBO is the Poisson log-likelihood of all neurons minus
-KL(q(z0) || p(z0)) minus the path KL (Girsanov, torchsde's ``logqp``), with linear KL
-annealing, integrated by fixed-step Euler–Maruyama. Over the forward window (no data) the
-posterior drift equals the prior drift, so forward predictions are prior rollouts.
+KL(q(z0) || p(z0)) (p(z0) learned, or N(0, I) as the authors' with ``z0_prior="standard"``)
+minus the path KL (Girsanov, torchsde's ``logqp``), with linear KL annealing.
 
-The solver is Heun (Stratonovich; the noise is additive, so this is the same SDE as Itô):
-Euler–Maruyama, also available, amplifies undamped oscillations by sqrt(1 + (omega dt)^2)
-per step and diverges at 20 ms steps. Time is measured in solver steps (``dt_ms`` rounded
-so that a bin is a whole number of steps, or a step a power of two of bins), so every solver
-time is an exact float and torchsde's Brownian interval, built with the known ``dt``, never
-splits needlessly (the default one with float32 bin times is ~20-30x slower). Prediction = mean over ``n_samples`` posterior samples; :meth:`LatentSDE.
-predict_intervals` gives per-bin predictive intervals of the rates.
+Prediction (``predict_with``): "prior" (the authors'): from z0 ~ q(z0) the paths follow the
+prior SDE alone; "posterior": the context-driven posterior paths over the observed window
+(then the prior). Either way the mean over ``n_samples`` paths of the rates;
+:meth:`LatentSDE.predict_intervals` gives per-bin predictive intervals, :meth:`LatentSDE.
+latents` the mean latent paths. Validation (best checkpoint) scores the same kind of path.
+
+The solver is fixed-step Heun by default (Stratonovich; the noise is additive, so this is the
+same SDE as Itô); Euler-Maruyama (``method="euler"``, the authors' paper scripts) amplifies
+an undamped rotation by sqrt(1 + (omega dt)^2) per step. Time is measured in solver steps
+(``dt_ms`` rounded so that a bin is a whole number of steps, or a step a power of two of
+bins), so every solver time is an exact float and torchsde's Brownian interval, built with
+the known ``dt``, never splits needlessly (~20-30x faster than float32 bin times).
+
+Departures from the authors' code (elgazzarr/NeuroDynamics.jl, paper_hybridgens/), each
+fixed, an option or a documented choice:
+
+- oscillators: Stuart-Landau (fixed: ``paper``; ``cpu`` keeps "damped", an option). Their
+  ``SlOscillators`` writes ``-(x^2+y^2) y`` in the x equation, the canonical form (here)
+  ``-(x^2+y^2) x``; time here is seconds (theirs: the trial mapped to [0, 5]) (choice).
+- hybrid term: one MLP of the whole state (theirs: one MLP applied to x and to y) (choice).
+- prediction: prior rollouts (fixed: ``paper``); posterior paths an option (``cpu``).
+- omega bounded per step (fixed, both kinds).
+- p(z0): N(0, I) as theirs in ``paper`` (option "learned", ``cpu``).
+- diffusion: a learned constant diagonal sigma; theirs is state dependent,
+  sigmoid(w * z + b) (not implemented; additive noise keeps Heun = Itô).
+- readout: linear-exponential; theirs an MLP decoder (not implemented).
+- solver: Heun at ``dt_ms`` (theirs: Euler-Maruyama at dt = bin) (choice, see above).
+- checkpoint selection on held-out / forward NLL of validation train trials (theirs: val
+  bits/spike of all neurons) (choice).
 
 This module is light (config, presets, adapter; NumPy only): listing models does not import
 torch. The torch network and its training and sampling live in
@@ -66,6 +90,7 @@ __all__ = [
 
 DRIFTS = ("oscillator", "hybrid", "neural")
 METHODS = ("heun", "midpoint", "euler")
+OSCILLATORS = ("stuart_landau", "damped")
 
 
 @dataclass
@@ -73,7 +98,9 @@ class LatentSDEConfig(ModelConfig):
     """Hyperparameters. Sizes: ``n_oscillators`` (state dim = 2x), GRU ``encoder_hidden`` per
     direction, ``context_dim``, posterior MLP ``posterior_hidden``; ``hybrid_hidden`` /
     ``neural_hidden`` x ``neural_layers`` size the hybrid term / neural drift.
-    ``dt_ms``: solver step (rounded to divide the bin; None: one step per bin). The batch is ``batch_size`` trials,
+    ``oscillator``: "stuart_landau" or "damped"; ``max_omega_dt``: bound on omega * step
+    (radians); ``predict_with``: "prior" rollouts or "posterior" paths; ``z0_prior``:
+    "learned" or "standard" N(0, I). ``dt_ms``: solver step (rounded to divide the bin; None: one step per bin). The batch is ``batch_size`` trials,
     smaller if needed for ``min_steps_per_epoch`` optimizer steps per epoch (small datasets). ``use_eval_heldin``: also fit the
     held-in spikes of eval trials (allowed by NLB). ``behavior_weight`` > 0 adds a Gaussian
     behaviour head on train behaviour. The KL weight ramps linearly from ``kl_start`` to
@@ -81,6 +108,10 @@ class LatentSDEConfig(ModelConfig):
     predict (0: torch's default); a fixed count gives the same numbers on every machine."""
 
     drift: str = "hybrid"
+    oscillator: str = "damped"
+    max_omega_dt: float = 0.5
+    predict_with: str = "posterior"
+    z0_prior: str = "learned"
     n_oscillators: int = 8
     encoder_hidden: int = 32
     context_dim: int = 16
@@ -125,6 +156,17 @@ def check_config(cfg: LatentSDEConfig) -> None:
     """UserError naming the first config field with an unusable value."""
     require(cfg.drift in DRIFTS, f"config drift '{cfg.drift}': expected one of {DRIFTS}")
     require(cfg.method in METHODS, f"config method '{cfg.method}': expected one of {METHODS}")
+    for name, allowed in (
+        ("oscillator", OSCILLATORS),
+        ("predict_with", ("prior", "posterior")),
+        ("z0_prior", ("learned", "standard")),
+    ):
+        value = getattr(cfg, name)
+        require(value in allowed, f"config {name} '{value}': expected one of {allowed}")
+    require(
+        isinstance(cfg.max_omega_dt, (int, float)) and 0 < cfg.max_omega_dt <= 1.0,
+        f"config max_omega_dt={cfg.max_omega_dt!r}: expected radians per solver step in (0, 1]",
+    )
     omega = cfg.omega_hz
     require(
         isinstance(omega, (tuple, list))
@@ -234,11 +276,16 @@ class LatentSDE(ModelAdapter):
             "n_samples": 4,
         },
         "cpu": {},
-        # Sizes and optimiser of the authors' public MC_Maze example (NeuroDynamics.jl,
-        # examples/mcmaze.jl): 10 latent states, context 32, posterior MLP 64, encoder RNN 32,
-        # AdamW 1e-3, batch 64, KL weight ramped 0.5 -> 1 over half the run, diffusion 0.1,
-        # 20 posterior samples, solver step = bin. The paper's epoch count is not stated there.
+        # The paper's model (paper_hybridgens/setup_model.jl): Stuart-Landau drift, posterior
+        # MLP 64, prior rollouts for prediction, N(0, I) initial prior, AdamW 1e-3, 20
+        # samples. Sizes (5 oscillators = 10 states, context 32, encoder GRU 32) and the KL
+        # ramp 0.5 -> 1 over half the run follow examples/mcmaze.jl (commit b83e640, which
+        # uses a Wilson-Cowan drift; the paper's per-dataset sizes are not published).
+        # Solver step = bin, as theirs.
         "paper": {
+            "oscillator": "stuart_landau",
+            "predict_with": "prior",
+            "z0_prior": "standard",
             "n_oscillators": 5,
             "encoder_hidden": 32,
             "context_dim": 32,
@@ -279,6 +326,18 @@ class LatentSDE(ModelAdapter):
         from baselines.latent_sde import network
 
         return network.predict_intervals(self, data, level)
+
+    @fixed_threads
+    def latents(self, heldin: np.ndarray) -> np.ndarray:
+        """Latent trajectories (trial, bin, 2 n_oscillators) of any trials' held-in spikes
+        (trial, bin, neuron): the mean over ``n_samples`` sampled paths, posterior or prior
+        rollouts as ``predict_with`` says. Oscillator drifts: [x, v / omega] (damped) or
+        [x, y] (Stuart-Landau) per oscillator."""
+        require(getattr(self, "module", None) is not None, "latent_sde: call fit() first")
+        from baselines.latent_sde import network
+
+        heldin = np.asarray(heldin)
+        return network.latents(self, heldin, heldin.shape[1])
 
     def n_parameters(self) -> int:
         module = getattr(self, "module", None)

@@ -53,31 +53,57 @@ def mlp(
 
 
 class OscillatorDrift(nn.Module):
-    """Coupled damped oscillators (+ an optional small MLP acceleration term, "hybrid").
+    """Coupled oscillators (+ an optional small MLP term, "hybrid"), per solver step.
 
-    State z = [x, v / omega] (batch, 2n); rates per solver step (``step_s`` seconds).
+    ``kind="stuart_landau"`` (the authors'): state z = [x, y] (batch, 2n),
+    ``x' = a x - omega y - r^2 x + K x``, ``y' = a y + omega x - r^2 y + K y`` (r^2 = x^2 + y^2):
+    each oscillator has a limit cycle of radius sqrt(a) for a > 0 and a stable focus for a < 0.
+    ``kind="damped"``: ``x'' = -gamma x' - omega^2 x + K x``, state z = [x, v / omega] so both
+    halves have the same scale. Rates per second; the drift is returned per solver step of
+    ``step_s`` seconds. ``omega = max_omega_dt / step_s * sigmoid(raw)``: bounded so the
+    rotation per step stays at most ``max_omega_dt`` radians, where explicit solvers stay
+    accurate (Heun amplifies a rotation by sqrt(1 + (omega dt)^4 / 4) per step).
     """
 
     def __init__(
-        self, n: int, step_s: float, omega_hz: tuple[float, float], hybrid_hidden: int = 0
+        self,
+        n: int,
+        step_s: float,
+        omega_hz: tuple[float, float],
+        hybrid_hidden: int = 0,
+        kind: str = "damped",
+        max_omega_dt: float = 0.5,
     ) -> None:
         super().__init__()
-        self.n, self.step_s = n, step_s
+        self.n, self.step_s, self.kind = n, step_s, kind
+        self.omega_max = max_omega_dt / step_s  # rad/s
         omega = 2 * math.pi * torch.linspace(omega_hz[0], omega_hz[1], n)
-        self.log_omega = nn.Parameter(omega.log())  # rad/s
-        self.raw_gamma = nn.Parameter(torch.full((n,), math.log(math.expm1(1.0))))  # 1/s
-        self.coupling = nn.Parameter(torch.zeros(n, n))  # 1/s^2
-        self.extra = mlp(2 * n, hybrid_hidden, n) if hybrid_hidden > 0 else None
+        frac = (omega / self.omega_max).clamp(1e-4, 0.95)
+        self.raw_omega = nn.Parameter(torch.log(frac / (1 - frac)))
+        if kind == "stuart_landau":
+            self.growth = nn.Parameter(torch.ones(n))  # a, 1/s (the authors' init)
+        else:
+            self.raw_gamma = nn.Parameter(torch.full((n,), math.log(math.expm1(1.0))))  # 1/s
+        self.coupling = nn.Parameter(torch.zeros(n, n))  # 1/s (SL) or 1/s^2 (damped)
+        n_extra = 2 * n if kind == "stuart_landau" else n
+        self.extra = mlp(2 * n, hybrid_hidden, n_extra) if hybrid_hidden > 0 else None
 
     def omega(self) -> torch.Tensor:
-        return self.log_omega.exp()
+        return self.omega_max * torch.sigmoid(self.raw_omega)
 
     def gamma(self) -> torch.Tensor:
         return nn.functional.softplus(self.raw_gamma)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x, u = z[:, : self.n], z[:, self.n :]  # u = v / omega
         omega, dt = self.omega(), self.step_s
+        if self.kind == "stuart_landau":
+            x, y = z[:, : self.n], z[:, self.n :]
+            radial = self.growth - (x**2 + y**2)
+            dx = radial * x - omega * y + x @ self.coupling.T
+            dy = radial * y + omega * x + y @ self.coupling.T
+            out = dt * torch.cat([dx, dy], dim=1)
+            return out if self.extra is None else out + self.extra(z)
+        x, u = z[:, : self.n], z[:, self.n :]  # u = v / omega
         v = u * omega
         accel = -self.gamma() * v - omega**2 * x + x @ self.coupling.T  # x'' in 1/s^2
         du = dt * accel / omega
@@ -109,13 +135,16 @@ class LatentSDEModule(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.to_context = nn.Linear(2 * cfg.encoder_hidden, cfg.context_dim)
         self.to_z0 = nn.Linear(2 * cfg.encoder_hidden, 2 * d)
-        self.prior_z0_mean = nn.Parameter(torch.zeros(d))
-        self.prior_z0_logvar = nn.Parameter(torch.zeros(d))
+        learned = cfg.z0_prior == "learned"  # else fixed N(0, I), the authors'
+        self.prior_z0_mean = nn.Parameter(torch.zeros(d), requires_grad=learned)
+        self.prior_z0_logvar = nn.Parameter(torch.zeros(d), requires_grad=learned)
         if cfg.drift == "neural":
             self.prior_drift: nn.Module = mlp(d, cfg.neural_hidden, d, layers=cfg.neural_layers)
         else:
             hidden = cfg.hybrid_hidden if cfg.drift == "hybrid" else 0
-            self.prior_drift = OscillatorDrift(n, step_s, cfg.omega_hz, hidden)
+            self.prior_drift = OscillatorDrift(
+                n, step_s, cfg.omega_hz, hidden, cfg.oscillator, cfg.max_omega_dt
+            )
         self.posterior_net = mlp(d + cfg.context_dim, cfg.posterior_hidden, d)
         self.log_sigma = nn.Parameter(torch.full((d,), math.log(cfg.init_sigma)))
         self.readout = nn.Linear(d, n_neurons)
@@ -166,8 +195,12 @@ class LatentSDEModule(nn.Module):
         entropy: int,
         generator: torch.Generator,
         n_samples: int = 1,
+        posterior: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample latent paths: (bin, batch * n_samples, d) states, KL(z0) and path KL per path.
+
+        ``posterior=False``: from z0 ~ q(z0) the paths follow the prior SDE alone (the
+        authors' predictions; the path KL is then 0).
 
         Rows are sample-major within a trial: trial i's samples are rows i*S .. i*S+S-1.
         ``steps_per_bin``: a whole number, or 1/2^k when one step spans 2^k bins (states at
@@ -199,7 +232,8 @@ class LatentSDEModule(nn.Module):
             dt=1.0,
             levy_area_approximation="none",
         )
-        self._context, self._steps_per_bin, self._n_obs = context, steps_per_bin, heldin.shape[1]
+        self._context = context if posterior else None
+        self._steps_per_bin, self._n_obs = steps_per_bin, heldin.shape[1]
         try:
             zs, log_ratio = torchsde.sdeint(
                 self, z0, ts, bm=bm, method=self.method, dt=1.0, logqp=True
@@ -344,7 +378,11 @@ def _val_nll(
     s = model.cfg.val_samples
     gen_state = model._gen.get_state()
     model._gen.manual_seed(model.seed + 1)
-    zs, _, _ = _paths(model, x, y.shape[1], model.seed + 1, n_samples=s)
+    posterior = model.cfg.predict_with == "posterior"  # validate what is predicted
+    zs, _, _ = model.module.run(
+        x, y.shape[1], model._spb, model.seed + 1, model._gen, s, posterior
+    )
+    zs = zs.transpose(0, 1)
     model._gen.set_state(gen_state)
     log_rates = model.module.readout(zs)
     rates = log_rates.exp().reshape(x.shape[0], s, *log_rates.shape[1:]).mean(1)
@@ -364,12 +402,34 @@ def _sample_rates(
     for chunk, start in enumerate(range(0, heldin.shape[0], per)):
         x = _tensor(model, heldin[start : start + per])
         entropy = model.seed + 7919 * (chunk + 1) + part
-        zs, _, _ = model.module.run(x, n_total_bins, model._spb, entropy, gen, n_samples)
+        posterior = model.cfg.predict_with == "posterior"
+        zs, _, _ = model.module.run(
+            x, n_total_bins, model._spb, entropy, gen, n_samples, posterior
+        )
         rates = model.module.readout(zs).exp().transpose(0, 1)
         yield (
             slice(start, start + x.shape[0]),
             rates.reshape(x.shape[0], n_samples, n_total_bins, -1).cpu().numpy().astype(np.float64),
         )
+
+
+@torch.no_grad()
+def latents(model: LatentSDE, heldin: np.ndarray, n_total_bins: int) -> np.ndarray:
+    """Mean latent paths (trial, bin, 2 n_oscillators) over ``n_samples`` paths, of the kind
+    predicted (``predict_with``), from held-in spikes (trial, bin, neuron)."""
+    out = np.empty((heldin.shape[0], n_total_bins, model.module.state_dim))
+    model.module.eval()
+    gen = torch.Generator(device=model._device).manual_seed(model.seed + 4242)
+    s = model.cfg.n_samples
+    per = max(1, model.cfg.predict_batch // s)
+    posterior = model.cfg.predict_with == "posterior"
+    for chunk, start in enumerate(range(0, heldin.shape[0], per)):
+        x = _tensor(model, heldin[start : start + per])
+        entropy = model.seed + 4242 + 7919 * (chunk + 1)
+        zs, _, _ = model.module.run(x, n_total_bins, model._spb, entropy, gen, s, posterior)
+        paths = zs.transpose(0, 1).reshape(x.shape[0], s, n_total_bins, -1)
+        out[start : start + x.shape[0]] = paths.mean(1).cpu().numpy()
+    return out
 
 
 def _summaries(

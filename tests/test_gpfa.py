@@ -3,7 +3,8 @@ import pytest
 
 pytest.importorskip("elephant")
 
-from baselines.gpfa import GPFA, NLB_GPFA_PARAMS, GPFAConfig, fit_gpfa
+from baselines.gpfa import GPFA, NLB_GPFA_PARAMS, GPFAConfig, Readout, fit_gpfa
+from nlbsuite.adapter import cpu_threads
 from nlbsuite.scoring import evaluate
 from nlbsuite.testing import check_adapter
 
@@ -41,6 +42,46 @@ def test_count_arrays_give_elephants_spike_train_result():
     np.random.seed(3)
     ours = fit_gpfa(spikes, 5, GPFAConfig(em_max_iters=15), 2).latents(spikes)
     np.testing.assert_allclose(ours, np.stack([x.T for x in ref]), rtol=1e-10, atol=1e-12)
+
+
+def _nlb_readout(train_f, eval_f, train_in, eval_in, train_out, alpha1, alpha2):
+    """NLB run_gpfa.py's fit_rectlin(..., eval_spikes_heldin_s) then fit_poisson(...), as
+    written there (per-neuron PoissonRegressor, max_iter 500, x5 while not converged)."""
+    from sklearn.linear_model import PoissonRegressor, Ridge
+
+    ridge = Ridge(alpha=alpha1).fit(np.vstack([train_f, eval_f]), np.vstack([train_in, eval_in]))
+    tr_in, ev_in = ridge.predict(train_f), ridge.predict(eval_f)
+    tr_in[tr_in < 1e-10] = 1e-10
+    ev_in[ev_in < 1e-10] = 1e-10
+    tr_out, ev_out = [], []
+    for chan in range(train_out.shape[1]):
+        pr = PoissonRegressor(alpha=alpha2, max_iter=500).fit(tr_in, train_out[:, chan])
+        while pr.n_iter_ == pr.max_iter and pr.max_iter < 10000:
+            pr = PoissonRegressor(alpha=alpha2, max_iter=pr.max_iter * 5)
+            pr.fit(tr_in, train_out[:, chan])
+        tr_out.append(pr.predict(tr_in))
+        ev_out.append(pr.predict(ev_in))
+    return tr_in, ev_in, np.stack(tr_out, axis=1), np.stack(ev_out, axis=1)
+
+
+def test_readout_is_nlb_scripts_ridge_and_poisson_glms():
+    """Held-in and held-out rates from given latents equal run_gpfa.py's, at its GLM alpha 0
+    (where only its iteration rule keeps the fit finite) and at 0.01."""
+    rng = np.random.default_rng(1)
+    latents = rng.normal(size=(300, 4))
+    heldin = rng.poisson(np.exp(latents @ rng.normal(scale=0.4, size=(4, 9)) - 1.0))
+    heldout = rng.poisson(np.exp(latents[:200] @ rng.normal(scale=0.4, size=(4, 5)) - 1.0))
+    for glm_alpha in (0.0, 0.01):
+        with cpu_threads(1):  # tiny BLAS products crawl on many threads of a busy machine
+            ref = _nlb_readout(
+                latents[:200], latents[200:], heldin[:200], heldin[200:], heldout, 0.01, glm_alpha
+            )
+            readout = Readout.fit(latents, heldin, heldout, 200, 0.01, glm_alpha)
+        (tr_in, tr_out), (ev_in, ev_out) = readout.rates(latents[:200]), readout.rates(latents[200:])
+        np.testing.assert_allclose(tr_in, ref[0], rtol=1e-12)
+        np.testing.assert_allclose(ev_in, ref[1], rtol=1e-12)
+        np.testing.assert_allclose(tr_out, np.maximum(ref[2], 1e-9), rtol=1e-12)  # our clip
+        np.testing.assert_allclose(ev_out, np.maximum(ref[3], 1e-9), rtol=1e-12)
 
 
 def test_gpfa_passes_the_conformance_check_and_beats_the_null_on_lorenz(tiny_lorenz):

@@ -25,8 +25,9 @@ Fit: Laplace-EM with a structured mean-field posterior q(z) q(x), as ssm's ``lap
 - **Emissions**: C, d by L-BFGS on the Poisson log-likelihood at one draw from q(x), as
   ssm (the draw carries the posterior uncertainty; at the means C grew and the latent
   scale shrank every iteration, over-fitting: co-bps fell below 0 on MC_Maze_Small).
-- Every parameter update is damped as ssm's: new = alpha * old + (1 - alpha) * update.
-- **Initialisation** (ssm's ``initialize``): counts smoothed by a 20-bin moving average,
+- As ssm's, the updates of pi, P, C and d are damped, new = alpha * old + (1 - alpha) *
+  update; the dynamics (A_k, b_k, Q_k, x_0's prior) take their exact M-step.
+- **Initialisation** (after ssm's ``initialize``): counts smoothed by a 20-bin moving average,
   inverted through the link, PCA to D dims gives C, d and x; k-means on x gives z; then
   ``n_init_iters`` EM iterations of the autoregressive HMM on the PCA states.
 - **Inference on eval trials** (ssm's ``approximate_posterior``): the same alternating
@@ -34,10 +35,21 @@ Fit: Laplace-EM with a structured mean-field posterior q(z) q(x), as ssm's ``lap
   (held-in neurons, observation window), ``n_iters`` times. Rates are f(C E[x_t] + d), as
   ssm's ``smooth``: held-out neurons and the forward window come from the posterior states.
 
-Departures from ssm: q(z) uses the exact Gaussian expectation of the dynamics likelihood
-instead of one Monte Carlo sample of x; x_0's prior (mean, covariance) is learnt and shared across states (ssm keeps a
-fixed per-state one); each iteration updates q(x) before q(z) (either order is coordinate
-ascent on the same bound); the init smooths once (ssm also smooths the PCA states).
+Departures from ssm (lindermanlab/ssm ``lds.py``, ``emissions.py``, ``variational.py``,
+read for this port; NLB's fork felixp8/ssm was not reachable): q(z) uses the exact Gaussian
+expectation of the dynamics likelihood instead of one Monte Carlo sample of x; x_0's prior
+(mean, covariance) is learnt and shared across states (ssm keeps a per-state one); each
+iteration updates q(x) before q(z) (ssm: q(z) first, from a draw of the initial
+q(x) = N(inverted data, 0.01 I)); the init inverts 20-bin moving averages of the counts
+(ssm inverts ``clip(y, 0.1)`` bin by bin, then rotates the PCA basis at random) and seeds
+the ARHMM with k-means (ssm: random states); Newton stops after ``newton_iters`` (ssm: up
+to 100 at tolerance 1e-4); eval trials start from a least-squares inversion of the observed
+entries (ssm: PCA imputation).
+
+Presets: ``cpu`` is nlb_tools' SLDS tutorial (``slds_example.ipynb``: K=3, D=15,
+l2_penalty_A=3000, 25 + 25 iterations, alpha 0.2, **log link**; its MC_Maze_Small 5 ms val
+co-bps is 0.1533); ``paper`` is ``run_slds.py`` (NLB's per-dataset K, D, penalties, 50 + 50
+iterations, softplus link).
 
 Training data, as NLB's script: train trials with their forward bins, held-in and held-out
 neurons (``PhaseData.train_spikes_full``).
@@ -74,8 +86,10 @@ EMISSION_CHUNK = 32768  # bins per block of the emission update
 @dataclass
 class SLDSConfig(ModelConfig):
     """None for ``n_states`` / ``n_latents`` / ``l2_penalty_*`` picks NLB's value for the
-    dataset (nlb_tools' tutorial values where NLB has none). ``alpha``: damping of every
-    parameter update (ssm's). ``batch_trials``: trials per E-step batch (memory)."""
+    dataset (nlb_tools' tutorial values where NLB has none). ``alpha``: damping of the
+    discrete-state and emission updates (ssm's). ``emission_iters``: L-BFGS iterations per
+    emission M-step (ssm's ``emission_optimizer_maxiter``, 100). ``batch_trials``: trials
+    per E-step batch (memory)."""
 
     n_states: int | None = None
     n_latents: int | None = None
@@ -86,7 +100,7 @@ class SLDSConfig(ModelConfig):
     alpha: float = 0.2
     link: str = "softplus"
     newton_iters: int = 20
-    emission_iters: int = 50
+    emission_iters: int = 100
     batch_trials: int = 64
 
 
@@ -114,13 +128,14 @@ class SLDS(ModelAdapter):
             "newton_iters": 5,
             "emission_iters": 10,
         },
-        "cpu": {
+        "cpu": {  # nlb_tools' SLDS tutorial (slds_example.ipynb), its log link included
             "n_states": TUTORIAL_PARAMS[0],
             "n_latents": TUTORIAL_PARAMS[1],
             "l2_penalty_A": TUTORIAL_PARAMS[2],
             "l2_penalty_b": TUTORIAL_PARAMS[3],
             "n_iters": 25,
             "n_init_iters": 25,
+            "link": "log",
         },
         "paper": {},
     }

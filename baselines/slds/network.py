@@ -181,11 +181,18 @@ class SLDSParams:
     C: np.ndarray
     d: np.ndarray
 
+    #: The fields ssm's Laplace-EM damps; its dynamics M-step (A, b, Q and the initial
+    #: state) is exact, from the posterior's expected sufficient statistics.
+    DAMPED = ("pi", "trans", "C", "d")
+
     def damped(self, new: SLDSParams, alpha: float) -> SLDSParams:
-        """alpha * self + (1 - alpha) * new, field by field (ssm's convex combination)."""
+        """``new`` with each :attr:`DAMPED` field replaced by alpha * self + (1 - alpha) *
+        new (ssm's ``convex_combination``)."""
         return SLDSParams(
             **{
                 k: alpha * getattr(self, k) + (1 - alpha) * getattr(new, k)
+                if k in self.DAMPED
+                else getattr(new, k)
                 for k in self.__dataclass_fields__
             }
         )

@@ -158,7 +158,7 @@ def test_released_targets_are_found_once_fetched(
     write_target(path, {data.key: stand_in_target(data)})
     monkeypatch.setattr(testtargets, "SIZE", path.stat().st_size)
     monkeypatch.setattr(testtargets, "SHA256", hashlib.sha256(path.read_bytes()).hexdigest())
-    rec = run("smoothing", data, results_dir=tmp_path / "results", log=None)
+    rec = run("mean_rate", data, results_dir=tmp_path / "results", log=None)
     assert rec.phase_label == "test" and rec.target_sha256 == testtargets.SHA256
     assert set(rec.metrics) == {"co-bps", "psth R2"}  # no vel R2 / fp-bps on this data
     assert rec.notes == [TRAIN_ORDER_NOTE, FORWARD_NOTE]
@@ -170,7 +170,26 @@ def test_released_targets_are_found_once_fetched(
     with h5py.File(path, "a") as f:
         f["extra"] = np.zeros(1000)
     with pytest.raises(UserError, match="refusing to use it"):
-        run("smoothing", data, results_dir=tmp_path / "results", log=None, overwrite=True)
+        run("mean_rate", data, results_dir=tmp_path / "results", log=None, overwrite=True)
+
+
+def test_cli_test_phase_from_tensors_and_test_nwb(
+    mc_maze_small_val, mc_maze_small_test_nwb, tmp_path, capsys
+):
+    data = test_phase_from_tensors(mc_maze_small_val, [mc_maze_small_test_nwb], bin_width_ms=20)
+    target = write_target(tmp_path / "t.h5", {data.key: stand_in_target(data)})
+    argv = ["run", "--model", "mean_rate", "--phase", "test", "--data", str(mc_maze_small_val)]
+    argv += ["--nwb", str(mc_maze_small_test_nwb), "--bin", "20", "--target", str(target)]
+    assert main([*argv, "--results", str(tmp_path / "results")]) == 0
+    out = capsys.readouterr().out
+    assert "mc_maze_small_20 (test): 100 train / 100 eval trials x 35 bins (+0 forward)" in out
+    assert f"note: {TRAIN_ORDER_NOTE}" in out and "seed 0: co-bps " in out
+    (rec,) = load_records(tmp_path / "results")
+    assert (rec.dataset_key, rec.phase, set(rec.metrics)) == (
+        "mc_maze_small_20",
+        "test",
+        {"co-bps", "psth R2"},
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -204,6 +223,15 @@ def test_submit_writes_several_groups_in_one_validated_file(session, tiny_lorenz
     with pytest.raises(UserError, match="given twice"):
         submit("smoothing", datasets[:1] * 2, tmp_path / "x.h5", overrides=FIXED, log=None)
     assert not (tmp_path / "x.h5").exists()  # nothing written
+
+
+def test_cli_submit_several_datasets_into_one_file(tmp_path, capsys):
+    argv = ["submit", "--model", "mean_rate", "--preset", "smoke", "--out", str(tmp_path)]
+    assert main([*argv, "--dataset", "lorenz_tiny", "lorenz"]) == 0
+    out = capsys.readouterr().out
+    path = tmp_path / "mean_rate_val.h5"
+    assert f"wrote {path} (groups: lorenz_tiny_20, lorenz_20)" in out
+    assert sorted(read_submission(path)) == ["lorenz_20", "lorenz_tiny_20"]
 
 
 def test_submit_checks_the_test_phase_trial_counts(session, tmp_path):

@@ -317,6 +317,13 @@ def run(
         from nlbsuite.nlb.cache import file_digest
         from nlbsuite.testphase import find_target
 
+        if len(data.train_spikes_heldin) == 0:
+            raise UserError(
+                f"{data.key} (test): no train trials; the test phase trains on the train NWB "
+                "file's train + val trials: give both NWB files (--nwb TRAIN.nwb TEST.nwb), or "
+                "a val-phase tensor file and the test NWB (--data VAL.h5 --nwb TEST.nwb)"
+            )
+
         target_path = find_target(target)
         sha = file_digest(target_path) if target_path is not None else ""
     record = plan_record(adapter, data, preset, seed, sha)

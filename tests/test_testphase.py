@@ -105,6 +105,13 @@ def test_without_targets_the_submission_is_written_and_nothing_recorded(
     assert groups["eval_rates_heldout"].shape == (6, 140, 35)
 
 
+def test_test_nwb_alone_is_refused_with_what_to_give(session, capsys):
+    argv = ["run", "--dataset", "mc_maze_small", "--phase", "test", "--nwb", str(session[1])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no train trials" in err and "--nwb TRAIN.nwb TEST.nwb" in err
+
+
 def test_val_tensor_file_is_refused_for_the_test_phase(tiny_lorenz, tmp_path, capsys):
     from nlbsuite.data import dataset_key
     from nlbsuite.nlb.prepare import write_h5_atomic

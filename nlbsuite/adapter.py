@@ -3,7 +3,9 @@
 A model maps spikes to rates. It sees :meth:`PhaseData.model_input` (train spikes of held-in
 and held-out neurons with their forward windows, train behaviour, eval held-in spikes) and
 returns :class:`~nlbsuite.data.Rates`. nlbsuite owns everything around that: data loading,
-concatenation and splitting of the six submission arrays, sample averaging, scoring.
+concatenation and splitting of the six submission arrays, scoring. Torch models may train in
+:mod:`nlbsuite.training` (the shared loop and the one sample-averaging rule), and every
+model's tests call :func:`nlbsuite.testing.check_adapter`.
 
 Writing a model takes a config dataclass and two methods::
 
@@ -187,14 +189,3 @@ def fixed_threads(method: Method) -> Method:
             return method(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-def average_samples(sample: Callable[[int], np.ndarray], n_samples: int) -> np.ndarray:
-    """Mean of ``n_samples`` draws ``sample(i)`` (each an array of rates), in float64."""
-    total: np.ndarray | None = None
-    for i in range(n_samples):
-        draw = np.asarray(sample(i), dtype=np.float64)
-        total = draw if total is None else total + draw
-    if total is None:
-        raise ValueError("n_samples must be at least 1")
-    return total / n_samples

@@ -1,8 +1,9 @@
-"""Model registry: built-in adapters plus third-party ones from the ``nlbsuite.models``
+"""Model registry: every model, the suite's own included, comes from the ``nlbsuite.models``
 entry-point group.
 
 Entries are lazy ``"module:attr"`` strings, so listing models imports nothing heavy (torch
-is imported only when a torch model is actually used). A third-party package registers with::
+is imported only when a torch model is actually used). nlbsuite registers its built-in
+models in its own ``pyproject.toml`` exactly as a third-party package does::
 
     [project.entry-points."nlbsuite.models"]
     my_model = "my_package.adapter:MyModel"
@@ -18,26 +19,24 @@ from nlbsuite.adapter import ModelAdapter
 from nlbsuite.errors import UserError
 
 ENTRY_POINT_GROUP = "nlbsuite.models"
+#: The distribution whose models are the built-in ones (they cannot be shadowed).
+BUILTIN_DIST = "nlbsuite"
 
-BUILTIN_MODELS: dict[str, str] = {
-    "smoothing": "baselines.smoothing:Smoothing",
-    "mean_rate": "baselines.mean_rate:MeanRate",
-    "langevin_flow": "baselines.langevin_flow:LangevinFlow",
-    "latent_sde": "baselines.latent_sde:LatentSDE",
-    "lowrank_rnn": "baselines.lowrank_rnn:LowRankRNN",
-    "gpfa": "baselines.gpfa:GPFA",
-    "slds": "baselines.slds:SLDS",
-    "ndt": "baselines.ndt:NDT",
-    "stndt": "baselines.stndt:STNDT",
-    "lfads": "baselines.lfads:LFADS",
-}
+
+def model_sources() -> dict[str, tuple[str, str]]:
+    """Model name -> (``"module:attr"``, distribution that registers it), sorted by name.
+    When two distributions register one name, nlbsuite's own entry wins."""
+    found: dict[str, tuple[str, str]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else ""
+        if ep.name not in found or dist == BUILTIN_DIST:
+            found[ep.name] = (ep.value, dist)
+    return dict(sorted(found.items()))
 
 
 def model_entries() -> dict[str, str]:
-    """All known model names -> ``"module:attr"``; third-party entries cannot shadow built-ins."""
-    entries = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    entries.update(BUILTIN_MODELS)
-    return dict(sorted(entries.items()))
+    """All registered model names -> ``"module:attr"``."""
+    return {name: target for name, (target, _) in model_sources().items()}
 
 
 def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -51,6 +50,13 @@ def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
 def get_model_class(model: str) -> type[ModelAdapter]:
     """The adapter class registered under ``model``; UserError with a suggestion if unknown."""
     entries = model_entries()
+    if not entries:
+        raise UserError(
+            f"no models registered under the '{ENTRY_POINT_GROUP}' entry point: install "
+            "nlbsuite (pip install -e .) so its built-in models are registered",
+            "model",
+            model,
+        )
     if model not in entries:
         raise UserError(f"unknown model; {did_you_mean(model, list(entries))}", "model", model)
     target = entries[model]

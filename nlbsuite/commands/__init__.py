@@ -1,5 +1,9 @@
 """CLI subcommands: one module each, with ``add_parser(subparsers)`` and ``run(args)``.
 
+Packages add commands of their own under the ``nlbsuite.commands`` entry point (name ->
+module with ``add_parser``; e.g. ``analyze = "baselines.lowrank_rnn.cli"``); the core
+commands below cannot be replaced that way.
+
 A module imports only argparse-level names at the top; library modules (numpy, h5py,
 numba, torch, ...) are imported inside ``run``, so ``nlbsuite --help`` and the listing
 commands stay fast.
@@ -19,7 +23,6 @@ COMMANDS = [
     "submit",
     "validate",
     "score",
-    "analyze",
     "ensemble",
 ]
 

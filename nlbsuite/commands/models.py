@@ -14,11 +14,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nlbsuite.registry import BUILTIN_MODELS, get_model_class, model_entries
+    from nlbsuite.registry import BUILTIN_DIST, get_model_class, model_sources
 
     rows = []
-    for name, target in model_entries().items():
-        origin = "built-in" if name in BUILTIN_MODELS else "entry point"
+    for name, (target, dist) in model_sources().items():
+        origin = "built-in" if dist == BUILTIN_DIST else dist or "entry point"
         try:
             cls = get_model_class(name)
         except UserError as exc:

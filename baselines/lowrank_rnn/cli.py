@@ -1,5 +1,10 @@
 """``nlbsuite analyze fixed-points RUN``: all fixed points of a fitted low-rank RNN run.
 
+A command of the lowrank_rnn package, not of the core CLI: it is registered under the
+``nlbsuite.commands`` entry point (``analyze = "baselines.lowrank_rnn.cli"``), and
+``nlbsuite`` imports this module only when the command runs (``nlbsuite --help`` lists it
+without importing it).
+
 RUN is a result JSON written by ``nlbsuite run``; its saved model must expose
 ``dynamics()`` (a piecewise-linear low-rank map, e.g. ``lowrank_rnn``). Prints every fixed
 point with its stability and writes a PNG of the fixed points over the model's inferred

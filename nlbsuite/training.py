@@ -5,7 +5,7 @@ the rest: shuffling, epochs (and passes over small data sets), gradient clipping
 scheduler, validation on a named metric, early stopping, restoring the best checkpoint,
 mixed precision on CUDA, a progress bar and the per-epoch history. Example::
 
-    from nlbsuite.training import Schedule, average_rates, split_trials, torch_device, train
+    from nlbsuite.training import Schedule, poisson_nll, split_trials, torch_device, train
 
     device = torch_device(config.device)                  # "auto" -> cuda if available
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -30,9 +30,9 @@ The sample-averaging rule (:data:`SAMPLE_AVERAGING`, :func:`average_rates`): a s
 model's prediction is the mean over posterior samples of the *rates* (expected counts per
 bin), never of the log-rates. NLB scores expected counts under a Poisson likelihood; the
 posterior-predictive expected count is the mean of the sampled rates, and it is what
-nlb_tools' and lfads-torch's submission code average. The mean of log-rates (a geometric
-mean of rates) is biased low by Jensen's inequality, more so the more uncertain the
-posterior.
+lfads-torch's ``run_posterior_sampling`` averages for NLB submissions (its output rates).
+The mean of log-rates (a geometric mean of rates) is biased low by Jensen's inequality,
+more so the more uncertain the posterior.
 """
 
 from __future__ import annotations

@@ -141,3 +141,47 @@ def test_data_without_forward_window(tiny_lorenz: PhaseData) -> None:
     rates = model.predict(data)
     assert rates.eval_rates_heldin_forward is None and rates.eval_rates_heldout_forward is None
     assert rates.eval_rates_heldout.shape == (8, tiny_lorenz.n_bins, tiny_lorenz.n_heldout)
+
+
+def test_paper_preset_warns_once_off_its_20_ms_bins(tiny_lorenz: PhaseData) -> None:
+    import warnings
+
+    model = LangevinFlow(LangevinFlow.make_config("paper"))
+    at = {ms: PhaseData(**{**vars(tiny_lorenz), "bin_width_ms": ms}) for ms in (5, 20)}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model._resolved_config(at[20])
+        assert caught == []
+        model._resolved_config(at[5])
+    assert len(caught) == 1 and "20 ms" in str(caught[0].message)
+    assert "5 ms" in str(caught[0].message)
+
+
+def test_validation_ignores_held_in_observed_entries(smoke_model: LangevinFlow) -> None:
+    from baselines.langevin_flow.network import _valid_nll
+
+    rng = np.random.default_rng(0)
+    n_in, n_bins, n_fwd = smoke_model._n_in, smoke_model._n_bins, smoke_model._n_forward
+    n_out = smoke_model._net.readout.out_features
+    y = torch.as_tensor(rng.poisson(1.0, (6, n_bins + n_fwd, n_out)), dtype=torch.float32)
+    x = y[:, :n_bins, :n_in].clone()
+    base = _valid_nll(smoke_model, x, y)
+    y2 = y.clone()
+    y2[:, :n_bins, :n_in] += 5.0  # held-in targets change: the score does not
+    assert _valid_nll(smoke_model, x, y2) == base
+    y3 = y.clone()
+    y3[:, :n_bins, n_in:] += 5.0  # held-out targets change: it does
+    assert _valid_nll(smoke_model, x, y3) != base
+
+
+def test_latents_and_the_latent_motion_probe(
+    smoke_model: LangevinFlow, tiny_lorenz: PhaseData
+) -> None:
+    heldin = tiny_lorenz.eval_spikes_heldin
+    lat = smoke_model.latents(heldin)
+    assert lat.shape == (*heldin.shape[:2], 2 * smoke_model._cfg.hidden)
+    np.testing.assert_array_equal(smoke_model.latents(heldin), lat)
+    probe = smoke_model.latent_motion(tiny_lorenz.train_spikes_heldin)
+    assert probe["noise_sd_per_step"] == pytest.approx(math.sqrt(2 * 0.55))
+    assert all(np.isfinite(v) and v >= 0 for v in probe.values())
+    assert probe["sensitivity_h_over_zv"] > 0

@@ -22,8 +22,8 @@ Model
   force is ``grad U(z) = (W + W^T) z`` (U is quadratic): the (H, H) matrix is built once per
   forward pass, so each step costs one matmul instead of a double backward through autograd;
   a unit test checks it equals autograd's gradient of U.
-- Decoder: one Transformer encoder layer (post-norm, ``n_heads`` heads, T-Fixup-scaled init as
-  in the authors' code) over the sequence of ``[z_t, v_t, h_t]`` (width ``3H``), then a
+- Decoder: one Transformer encoder layer (post-norm, ``n_heads`` heads, T-Fixup-scaled init:
+  feed-forward, attention output and attention value weights; departure 6) over the sequence of ``[z_t, v_t, h_t]`` (width ``3H``), then a
   linear readout to the log-rates of all neurons (held-in and held-out) for all ``T + F``
   bins.
 - Loss: mean Poisson NLL per (trial, bin, neuron) + ``beta * KL`` with
@@ -36,7 +36,10 @@ Model
   gradients only for a random ``cd_pass_rate`` share (held-out neurons and forward bins
   always do); ``cd_pass_rate=None`` means ``1 - cd_rate``, as in the authors' code. Adam +
   ReduceLROnPlateau on the validation NLL; the checkpoint with the lowest validation NLL
-  (train trials held out inside ``fit``) is kept.
+  (train trials held out inside ``fit``) is kept (departure 7). The validation NLL scores
+  held-out neurons and forward bins only, as the other seed models do: the held-in
+  observed entries (~58% of entries) are the encoder's input, and scoring them rewards
+  copying it.
 - Training runs in the suite's loop (:func:`nlbsuite.training.train`: batches, passes,
   warm-ups, validation, best checkpoint).
 - Prediction: mean over ``n_samples`` posterior/Langevin samples of the rates (the suite's
@@ -59,6 +62,18 @@ Where this departs from the authors' code (paper equations implemented instead)
    L2-normalised direction).
 5. Forward window: the encoder gets no observation there; it keeps running on zero input
    (their code re-feeds the last observed bin).
+6. T-Fixup: the attention value projection is scaled too; their code scales the
+   feed-forward and attention output weights only (choice, kept).
+7. Checkpoint: the best validation checkpoint is restored; the authors' submissions use the
+   last epoch's weights (choice: the suite's loop; ``restore_best`` is on for all models).
+
+Latent motion (:meth:`LangevinFlow.latent_motion`, a probe of a fitted model): with the
+authors' dt = 0.01 and gamma = 0.55 the deterministic force moves the velocity by
+``dt * grad U`` per step, against noise of sd sqrt(2 gamma) ~ 1.05 per step, and the
+position moves by ``dt * v`` per step, so over a trial z stays close to where it started;
+the rates then depend more on the GRU states h than on (z, v). The probe reports the force
+and noise per step, the motion of z relative to the spread of z_0 across trials, and how
+much more the log-rates change when h rather than (z, v) is shuffled across trials.
 
 Other choices: dropout is applied to the GRU outputs (their GRUCell loop also feeds the
 dropped state back into the recurrence); the readout bias starts at each neuron's log mean
@@ -78,8 +93,11 @@ imported when a model is fitted or used.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
 
 from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo, fixed_threads
 from nlbsuite.data import PhaseData, Rates
@@ -113,6 +131,9 @@ __all__ = [
     "gaussian_kl_std_normal",
     "langevin_step",
 ]
+
+#: The bin width of the authors' NLB runs (ms); the ``paper`` preset warns at other widths.
+PAPER_BIN_MS = 20
 
 #: Authors' per-dataset training settings (their train_langevin_*.py scripts, 20 ms bins).
 PAPER_SETTINGS: dict[str, dict[str, Any]] = {
@@ -191,6 +212,7 @@ class LangevinFlow(ModelAdapter):
             hidden=32, ff_dim=128, lr=5e-3, batch_size=32, min_batches_per_epoch=32, epochs=40,
             kl_warmup_epochs=10, l2_warmup_epochs=10, cd_pass_rate=0.0, use_eval_heldin=True,
         ),
+        # The authors' settings, trained at 20 ms bins (warns once at other bin widths).
         "paper": dict(paper_dataset_settings=True),
     }  # fmt: skip
 
@@ -199,6 +221,12 @@ class LangevinFlow(ModelAdapter):
         assert isinstance(cfg, LangevinFlowConfig)
         if cfg.paper_dataset_settings and data.dataset in PAPER_SETTINGS:
             cfg = replace(cfg, **PAPER_SETTINGS[data.dataset])
+        if cfg.paper_dataset_settings and data.bin_width_ms != PAPER_BIN_MS:
+            warnings.warn(
+                f"langevin_flow paper preset: the authors trained at {PAPER_BIN_MS} ms bins; "
+                f"these data are {data.bin_width_ms} ms (dt, gamma and the epochs are theirs)",
+                stacklevel=3,
+            )
         require(
             cfg.hidden % cfg.n_channels == 0 and (3 * cfg.hidden) % cfg.n_heads == 0,
             f"config hidden={cfg.hidden}: must be a multiple of n_channels={cfg.n_channels}, "
@@ -219,6 +247,23 @@ class LangevinFlow(ModelAdapter):
         from baselines.langevin_flow import network
 
         return network.predict(self, data)
+
+    @fixed_threads
+    def latents(self, heldin: np.ndarray) -> np.ndarray:
+        """Langevin latents [z, v] (trial, bin, 2 hidden) of any trials' held-in spikes
+        (trial, bin, neuron), mean over ``n_samples`` draws; observed bins only."""
+        require(hasattr(self, "_net"), "langevin_flow: call fit() before latents()")
+        from baselines.langevin_flow import network
+
+        return network.latents(self, np.asarray(heldin))[:, : np.shape(heldin)[1]]
+
+    @fixed_threads
+    def latent_motion(self, heldin: np.ndarray, seed: int = 0) -> dict[str, float]:
+        """The latent-motion probe (see :func:`baselines.langevin_flow.network.latent_motion`)."""
+        require(hasattr(self, "_net"), "langevin_flow: call fit() before latent_motion()")
+        from baselines.langevin_flow import network
+
+        return network.latent_motion(self, np.asarray(heldin), seed)
 
     def n_parameters(self) -> int:
         if not hasattr(self, "_net"):

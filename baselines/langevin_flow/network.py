@@ -113,10 +113,15 @@ class LangevinFlowNet(nn.Module):
         layer.self_attn.in_proj_weight[2 * d :].mul_(scale * math.sqrt(2.0))
 
     def forward(
-        self, x: torch.Tensor, n_forward: int, generator: torch.Generator | None = None
+        self,
+        x: torch.Tensor,
+        n_forward: int,
+        generator: torch.Generator | None = None,
+        return_latents: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-rates (batch, T + F, n_out) and the per-trial KL (batch,) for held-in spikes
-        ``x`` (batch, T, n_in)."""
+        ``x`` (batch, T, n_in); with ``return_latents`` the decoder input [z, v, h]
+        (batch, T + F, 3H) instead of the KL."""
         cfg = self.cfg
         b = x.shape[0]
         if n_forward:
@@ -142,7 +147,13 @@ class LangevinFlowNet(nn.Module):
             zs.append(z)
             vs.append(v)
         latents = torch.cat([torch.stack(zs, 1), torch.stack(vs, 1), hidden], dim=-1)
+        if return_latents:
+            return self.readout(self.decoder(latents)), latents
         return self.readout(self.decoder(latents)), kl
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Log-rates from decoder inputs [z, v, h] (batch, time, 3H)."""
+        return self.readout(self.decoder(latents))
 
 
 # ----------------------------------------------------------------------------------------
@@ -269,9 +280,69 @@ def _batch_loss(
 
 @torch.no_grad()
 def _valid_nll(model: LangevinFlow, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Mean Poisson NLL of the sample-mean rates (fixed noise seed)."""
+    """Mean Poisson NLL of the sample-mean rates (fixed noise seed) over held-out neurons
+    and forward bins: the held-in observed entries are the encoder's input, and scoring them
+    would reward copying it."""
     rates = _mean_rates(model, x, model._cfg.val_samples, seed=model.seed + 1)
-    return poisson_nll(rates, y.double().cpu().numpy())
+    keep = np.ones(rates.shape, dtype=bool)
+    keep[:, : x.shape[1], : x.shape[2]] = False
+    return poisson_nll(rates, y.double().cpu().numpy(), keep)
+
+
+@torch.no_grad()
+def latents(model: LangevinFlow, heldin: np.ndarray) -> np.ndarray:
+    """Mean over ``n_samples`` draws of the Langevin state [z, v] (trial, T + F, 2H)."""
+    model._net.eval()
+    device = next(model._net.parameters()).device
+    x = torch.tensor(heldin, dtype=torch.float32, device=device)
+    gen = torch.Generator(device=device).manual_seed(model.seed + 3)
+    h2 = 2 * model._cfg.hidden
+
+    def draw() -> np.ndarray:
+        parts = [
+            model._net(chunk, model._n_forward, gen, return_latents=True)[1][..., :h2]
+            for chunk in x.split(model._cfg.batch_size)
+        ]
+        return torch.cat(parts).double().cpu().numpy()
+
+    return np.mean([draw() for _ in range(model._cfg.n_samples)], axis=0)
+
+
+@torch.no_grad()
+def latent_motion(model: LangevinFlow, heldin: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """The latent-motion probe (one posterior draw per trial of held-in spikes (trial, T, n)):
+
+    - ``force_per_step``: RMS of ``dt * grad U(z_t)``, the deterministic velocity change per
+      step, against ``noise_sd_per_step`` sqrt(2 gamma), the velocity noise per step;
+    - ``z_motion``: RMS of z_t - z_0 over the trial relative to the RMS spread of z_0 across
+      trials (how far the position moves compared with where trials start);
+    - ``sensitivity_h_over_zv``: RMS change of the log-rates when the GRU states h are
+      shuffled across trials, divided by the change when (z, v) are shuffled: how much more
+      the rates depend on the encoder's states than on the Langevin latents.
+    """
+    net, cfg = model._net, model._cfg
+    net.eval()
+    device = next(net.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    x = torch.tensor(heldin, dtype=torch.float32, device=device)
+    log_rates, lat = net(x, model._n_forward, gen, return_latents=True)
+    h = cfg.hidden
+    z = lat[..., :h]
+    force = cfg.dt * (z @ net.potential.force_matrix())
+    perm = torch.randperm(x.shape[0], generator=gen, device=device)
+
+    def shuffled(lo: int, hi: int) -> float:
+        mixed = lat.clone()
+        mixed[..., lo:hi] = lat[perm, :, lo:hi]
+        return float((net.decode(mixed) - log_rates).pow(2).mean().sqrt())
+
+    spread = float((z[:, 0] - z[:, 0].mean(0)).pow(2).mean().sqrt())
+    return {
+        "force_per_step": float(force.pow(2).mean().sqrt()),
+        "noise_sd_per_step": math.sqrt(2 * cfg.gamma),
+        "z_motion": float((z - z[:, :1]).pow(2).mean().sqrt()) / max(spread, 1e-12),
+        "sensitivity_h_over_zv": shuffled(2 * h, 3 * h) / max(shuffled(0, 2 * h), 1e-12),
+    }
 
 
 @torch.no_grad()

@@ -276,6 +276,8 @@ class LatentSDE(ModelAdapter):
             "n_samples": 4,
         },
         "cpu": {},
+        # CI: >= 90% of the Lorenz true-rate ceiling in <= 60 s of fitting on 2 CPU cores.
+        "ci": {"epochs": 20, "kl_warmup_epochs": 8, "lr": 1e-2, "eval_every": 4, "n_samples": 10},
         # The paper's model (paper_hybridgens/setup_model.jl): Stuart-Landau drift, posterior
         # MLP 64, prior rollouts for prediction, N(0, I) initial prior, AdamW 1e-3, 20
         # samples. Sizes (5 oscillators = 10 states, context 32, encoder GRU 32) and the KL

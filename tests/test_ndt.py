@@ -35,15 +35,10 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-def fit_smoke(cls: type[NDT], data: PhaseData, seed: int = 0, **overrides: object) -> NDT:
-    model = cls(cls.make_config("smoke", overrides), seed=seed)
-    model.fit(data.model_input())
-    return model
-
-
 @pytest.fixture(scope="module", params=[NDT, STNDT], ids=["ndt", "stndt"])
 def smoke_model(request: pytest.FixtureRequest, tiny_lorenz: PhaseData) -> NDT:
-    """The smoke model fitted by the conformance check (shapes, determinism, pickle, ...)."""
+    """The smoke model fitted by the conformance check (shapes, same seed same rates, other
+    seed other rates, pickle, ...)."""
     return check_adapter(request.param, tiny_lorenz).model
 
 
@@ -60,14 +55,6 @@ def test_smoke_fit_learns_and_predicts(smoke_model: NDT, tiny_lorenz: PhaseData)
     ratio = rates.train_rates_heldout.mean() / tiny_lorenz.train_spikes_heldout.mean()
     assert 0.5 < ratio < 2.0
     assert smoke_model.n_parameters() == sum(p.numel() for p in smoke_model._net.parameters())
-
-
-@pytest.mark.parametrize("cls", [NDT, STNDT], ids=["ndt", "stndt"])
-def test_other_seed_other_rates(cls: type[NDT], tiny_lorenz: PhaseData) -> None:
-    data = tiny_lorenz.model_input()
-    first = fit_smoke(cls, tiny_lorenz, n_steps=8).predict(data).eval_rates_heldout
-    other = fit_smoke(cls, tiny_lorenz, seed=1, n_steps=8).predict(data).eval_rates_heldout
-    assert not np.allclose(other, first)
 
 
 def test_context_mask_limits_attention() -> None:

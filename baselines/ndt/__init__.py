@@ -121,6 +121,7 @@ class NDT(ModelAdapter):
         citation="Ye & Pandarinath 2021, Representation learning for neural population "
         "activity with Neural Data Transformers (NBDT)",
         url="https://github.com/snel-repo/neural-data-transformers",
+        stochastic=True,  # random masking and init: another seed, other rates
         description="transformer encoder over time bins trained by masked modelling; "
         "held-out neurons and forward bins read out from the same representation",
     )

@@ -82,6 +82,7 @@ class STNDT(NDT):
         citation="Le & Shlizerman 2022, STNDT: Modeling Neural Population Activity with a "
         "Spatiotemporal Transformer (NeurIPS)",
         url="https://github.com/trungle93/STNDT",
+        stochastic=True,  # random masking and init: another seed, other rates
         description="NDT with attention across neurons as well as time bins and a "
         "contrastive (InfoNCE) loss on two masked views",
     )

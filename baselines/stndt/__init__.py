@@ -93,9 +93,9 @@ class STNDT(NDT):
             lr=5e-3, device="cpu",
         ),
         "cpu": dict(
-            n_steps=1200, warmup_steps=150, val_every=50, patience=None, lr=2e-3,
-            context_forward=-1, context_backward=-1, dropout=0.2, dropout_rates=0.3,
-            dropout_embedding=0.3, span_ramp_start=300, span_ramp_end=800, mask_max_span=3,
+            n_layers=2, n_steps=1500, warmup_steps=200, val_every=50, patience=None, lr=3e-3,
+            context_forward=-1, context_backward=-1, span_ramp_start=300, span_ramp_end=900,
+            mask_max_span=3,
             use_eval_heldin=True,
         ),
         "paper": dict(),

@@ -76,15 +76,15 @@ def select_top(records: Sequence[Any], n: int, metric: str = "co-bps") -> list[A
     """The ``n`` best of ``records`` by ``metric`` of val-phase runs (ties: by run id).
 
     A test-phase record is refused: members are never chosen by a test metric."""
+    from nlbsuite.selection import forbid_test_selection
+
     if n < 1:
         raise UserError(f"expected a positive number of members, got {n}", "top")
-    test = [r.run_id for r in records if r.phase != "val"]
-    if test:
-        raise UserError(
-            f"run {test[0]} is a test-phase run: members "
-            "are chosen by validation metrics only; rank the val-phase runs or name the members",
-            "top",
-        )
+    for r in records:
+        try:
+            forbid_test_selection(r.phase, "nlbsuite ensemble --top")
+        except UserError as exc:
+            raise UserError(f"run {r.run_id} is a {r.phase}-phase run: {exc}", "top") from None
     if n > len(records):
         raise UserError(f"asked for the top {n} of {len(records)} runs", "top")
     higher = _higher_is_better(metric, records[0])
@@ -191,7 +191,10 @@ def ensemble(
     predict_seconds = time.perf_counter() - start
     members = [rec for rec, _ in loaded]
     config = {"members": sorted(r.run_id for r in members), "rule": RULE}
-    metrics = evaluate(data, mean)
+    metrics: dict[str, float] = {}
+    if data.target is not None or data.phase != "test":  # as the runner: no target, no score
+        skip = data.meta.get("not_scored", ())
+        metrics = {k: v for k, v in evaluate(data, mean).items() if k not in skip}
     best = max(members, key=lambda r: r.metrics.get(metric, -math.inf))
     extras: dict[str, Any] = {
         "members": {r.run_id: r.metrics for r in members},
@@ -222,6 +225,8 @@ def ensemble(
         date=now_iso(),
         packages=package_versions(),
         extras=extras,
+        target_sha256=first.target_sha256,
+        notes=list(first.notes),
     )
     if save:
         save_record(record, results)

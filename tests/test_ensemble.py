@@ -70,7 +70,7 @@ def test_top_n_picks_the_best_val_runs(runs: Path) -> None:
     assert [r.metrics["co-bps"] for r in top] == scores[:2]
     assert len({r.run_id for r in top}) == 2
     test_rec = dataclasses.replace(records[0], phase="test")
-    with pytest.raises(UserError, match="test-phase"):
+    with pytest.raises(UserError, match="test-phase run"):
         select_top([*records, test_rec], 1)
     with pytest.raises(UserError, match="top 5 of 3"):
         select_top(records, 5)

@@ -20,6 +20,11 @@ Writing a model takes a config dataclass and two methods::
 
         def fit(self, data): ...
         def predict(self, data): return Rates.from_full(train, eval, data.n_heldin, data.n_bins)
+
+Optional: ``latents(heldin) -> (trial, time, latent)`` latent trajectories for any trials'
+held-in spikes (trial, time, neuron), train or eval; runs save the eval trials' latents
+for the report (:mod:`nlbsuite.predictions`) and :func:`nlbsuite.testing.check_adapter`
+checks their shape. The seed models implement it (see each model's docstring).
 """
 
 from __future__ import annotations

@@ -26,7 +26,10 @@ trials, 20 + 5 forward bins, 22 + 8 neurons) and checks, in order:
 6. determinism: a second model with the same seed gives bit-identical rates (on CPU);
    a ``stochastic`` model with another seed gives different rates;
 7. pickle: the fitted model survives ``pickle`` and predicts the same rates;
-8. ``n_parameters()`` is a non-negative int.
+8. ``n_parameters()`` is a non-negative int;
+9. if the adapter has the optional ``latents(heldin)`` method: for the train and the eval
+   trials' held-in spikes (trial, time, neuron) it returns a finite float array (trial,
+   time, latent) with the trials and bins of its input.
 
 Each failure raises :class:`AdapterCheckError` (an ``AssertionError``) naming the adapter,
 the check and what was found.
@@ -126,6 +129,18 @@ def check_adapter(
     n_params = model.n_parameters()
     if not (isinstance(n_params, (int, np.integer)) and n_params >= 0):
         raise fail("n_parameters", f"expected a non-negative int, got {n_params!r}")
+    if callable(getattr(model, "latents", None)):
+        for part in ("train_spikes_heldin", "eval_spikes_heldin"):
+            heldin = getattr(view, part)
+            lat = np.asarray(_call(fail, f"latents({part})", model.latents, heldin))
+            if lat.ndim != 3 or lat.shape[:2] != heldin.shape[:2] or lat.shape[2] < 1:
+                raise fail(
+                    "latents",
+                    f"latents({part}) has shape {lat.shape}; expected "
+                    f"({heldin.shape[0]}, {heldin.shape[1]}, latent)",
+                )
+            if not (np.issubdtype(lat.dtype, np.floating) and np.isfinite(lat).all()):
+                raise fail("latents", f"latents({part}) is not a finite float array")
     return CheckResult(model=model, rates=rates, data=data)
 
 

@@ -155,6 +155,8 @@ BROKEN: dict[str, tuple[type[ModelAdapter], str]] = {
     "lossy config": (variant("Lossy", config_class=LossyConfig, presets={"smoke": {}, "cpu": {"scale": 3.0}, "paper": {}}), "preset 'cpu': rebuilt from to_dict\\(\\) JSON it differs"),
     "no info": (variant("NoInfo", info=None), "info must be a ModelInfo"),
     "negative params": (variant("NegParams", n_parameters=lambda self: -1), "n_parameters"),
+    "latents shape": (variant("BadLatents", latents=lambda self, x: np.zeros((2, 3, 1))), "latents\\(train_spikes_heldin\\) has shape \\(2, 3, 1\\)"),
+    "latents NaN": (variant("NanLatents", latents=lambda self, x: np.full((*x.shape[:2], 2), np.nan)), "not a finite float array"),
 }  # fmt: skip
 
 

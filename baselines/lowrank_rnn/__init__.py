@@ -304,13 +304,13 @@ class LowRankRNN(ModelAdapter):
         return network.predict(self, data)
 
     def latents(self, heldin: np.ndarray, seed: int | None = None) -> np.ndarray:
-        """Posterior mean latent trajectories (trial, model step, R) of held-in spikes
-        (trial, data bin, neuron)."""
+        """Posterior mean latent trajectories (trial, data bin, R) of held-in spikes (trial,
+        data bin, neuron): per model step, linearly interpolated to the data bins."""
         from baselines.lowrank_rnn import network
 
         seed = self.seed + 3 if seed is None else seed
         steps = coarsen(np.asarray(heldin, dtype=np.float32), self.factor)
-        return network.posterior(self, steps, seed, 0)[0]
+        return refine(network.posterior(self, steps, seed, 0)[0], self.factor) * self.factor
 
     @fixed_threads
     def generate(

@@ -313,7 +313,7 @@ def fit(rnn: LowRankRNN, data: PhaseData) -> None:
     )  # fmt: skip
     rnn.history = history.train["loss"]
     rnn.val_history = [(epoch + 1, -value) for epoch, value in history.valid]
-    rnn.example_latents = rnn.latents(data.train_spikes_heldin[:64])  # (trial, step, R)
+    rnn.example_latents = rnn.latents(data.train_spikes_heldin[:64])  # (trial, bin, R)
 
 
 def _val_score(rnn: LowRankRNN, val_full: np.ndarray, device: torch.device) -> float:

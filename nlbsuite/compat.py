@@ -97,7 +97,7 @@ class NWBDataset:
 
     def resample(self, target_bin: int) -> None:
         """Bin the session at ``target_bin`` ms (5 or 20), as nlb_tools does (from 1 ms)."""
-        from nlbsuite.nlb.specs import check_bin_width
+        from nlbsuite.catalog import check_bin_width
 
         if target_bin == self.bin_width:
             return
@@ -230,7 +230,7 @@ def make_eval_target_tensors(
     seed: int = 0,
 ) -> dict[str, dict[str, Any]] | None:
     """``{dataset key: evaluation target}`` (key ``mc_maze`` at 5 ms, ``mc_maze_20`` ...)."""
-    from nlbsuite.data import dataset_key
+    from nlbsuite.catalog import DatasetKey
     from nlbsuite.nlb.tensors import make_eval_target
 
     ds = _check(dataset)
@@ -238,7 +238,7 @@ def make_eval_target_tensors(
     train = ds._mask(train_trial_split, "train_trial_split")
     evals = ds._mask(eval_trial_split, "eval_trial_split")
     body = make_eval_target(rec, binned, spec, train, evals, seed, include_psth)
-    data = {dataset_key(dataset_name, ds.bin_width): body}
+    data = {str(DatasetKey(dataset_name, ds.bin_width)): body}
     return _finish(data, save_file, return_dict, save_path)
 
 

@@ -22,19 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nlbsuite.catalog import DatasetKey, check_phase, guess_dataset
 from nlbsuite.errors import UserError, require
 
 if TYPE_CHECKING:  # pragma: no cover
     import h5py
-
-PHASES = ("val", "test")
-BIN_WIDTHS_MS = (5, 20)
-
-
-def dataset_key(dataset: str, bin_width_ms: int) -> str:
-    """NLB submission/target key: ``mc_maze`` at 5 ms, ``mc_maze_20`` at 20 ms."""
-    return dataset if bin_width_ms == 5 else f"{dataset}_{bin_width_ms}"
-
 
 @dataclass
 class EvalTarget:
@@ -191,7 +183,7 @@ class PhaseData:
     @property
     def key(self) -> str:
         """NLB dataset key, e.g. ``mc_maze_small`` or ``mc_maze_small_20``."""
-        return dataset_key(self.dataset, self.bin_width_ms)
+        return str(DatasetKey(self.dataset, self.bin_width_ms))
 
     @property
     def n_heldin(self) -> int:
@@ -280,18 +272,6 @@ _INPUT_KEYS = {
     "eval_spikes_heldin",
     "eval_spikes_heldout",
 }
-_KNOWN_DATASETS = (
-    "mc_maze_large",
-    "mc_maze_medium",
-    "mc_maze_small",
-    "mc_maze",
-    "mc_rtt",
-    "area2_bump",
-    "dmfc_rsg",
-    "lorenz",
-)
-
-
 def _read_group(group: h5py.Group) -> dict[str, Any]:
     import h5py
 
@@ -313,16 +293,6 @@ def read_h5(path: str | Path) -> dict[str, Any]:
             return _read_group(f)
     except OSError as exc:
         raise UserError(f"{path}: not a readable HDF5 file ({exc})") from None
-
-
-def guess_dataset(name: str) -> str | None:
-    """The NLB dataset a file or key name refers to (``mc_maze_small_val_tensors`` ->
-    ``mc_maze_small``), or None."""
-    stem = name.lower()
-    for ds in _KNOWN_DATASETS:
-        if stem.startswith(ds):
-            return ds
-    return None
 
 
 def _as_float(x: np.ndarray) -> np.ndarray:
@@ -379,7 +349,7 @@ def phase_data_from_h5(
     name = dataset or guess_dataset(path.stem) or path.stem
     if phase is None:
         phase = "test" if "test" in path.stem.lower() else "val"
-    require(phase in PHASES, f"expected one of {', '.join(PHASES)}", "phase", phase)
+    check_phase(phase)
     if bin_width_ms is None:
         bin_width_ms = 20 if "_20" in path.stem else 5
     ev_out = arrays.get("eval_spikes_heldout")
@@ -387,7 +357,7 @@ def phase_data_from_h5(
     fwd_out = arrays.get("train_spikes_heldout_forward")
     target = None
     if target_path is not None:
-        target = eval_target_from_h5(target_path, dataset_key(name, bin_width_ms))
+        target = eval_target_from_h5(target_path, str(DatasetKey(name, bin_width_ms)))
     elif ev_out is not None:
         target = EvalTarget(eval_spikes_heldout=ev_out)
     return PhaseData(

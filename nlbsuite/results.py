@@ -22,6 +22,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, NamedTuple
 
+from nlbsuite.catalog import DatasetKey
 from nlbsuite.errors import UserError
 from nlbsuite.fileio import atomic_write_bytes
 
@@ -47,7 +48,7 @@ class RunKey(NamedTuple):
 
     @property
     def dataset_key(self) -> str:
-        return self.dataset if self.bin_width_ms == 5 else f"{self.dataset}_{self.bin_width_ms}"
+        return str(DatasetKey(self.dataset, self.bin_width_ms))
 
     def label(self) -> str:
         """``lorenz_20 / val / lowrank_rnn / cpu-3755e9ef16``"""

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
-from nlbsuite.catalog import SUBMISSION_KEYS, parse_dataset_key
+from nlbsuite.catalog import SUBMISSION_KEYS, DatasetKey
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.errors import UserError
 from nlbsuite.fileio import atomic_path
@@ -42,13 +42,13 @@ def submission_arrays(
     rates: Rates | Mapping[str, np.ndarray], dataset_key: str
 ) -> dict[str, np.ndarray]:
     """The arrays of one submission group: float32 copies (the input is not changed), the
-    forward windows when present, and no train rates for DMFC_RSG."""
-    dataset, _ = parse_dataset_key(dataset_key)
+    forward windows when present, and no train rates where they are not scored (DMFC_RSG)."""
+    card = DatasetKey.parse(dataset_key).card
     arrays = rates.arrays() if isinstance(rates, Rates) else dict(rates)
     out = {}
     for name in SUBMISSION_KEYS:
         value = arrays.get(name)
-        if value is None or (dataset == "dmfc_rsg" and name.startswith("train_")):
+        if value is None or (not card.scores_train_rates and name.startswith("train_")):
             continue
         out[name] = np.asarray(value, dtype=np.float32)
     return out
@@ -82,7 +82,7 @@ def write_submission(
     file); otherwise the file is replaced. ``compression``: h5py filter (nlb_tools uses gzip).
     """
     for key in groups:
-        parse_dataset_key(key)
+        DatasetKey.parse(key)
     arrays = {key: submission_arrays(rates, key) for key, rates in groups.items()}
 
     def fill(f: h5py.File) -> None:
@@ -132,7 +132,7 @@ def write_target(
     int32 datasets, as nlb_tools writes them; other arrays keep their dtype.
     """
     for key in groups:
-        parse_dataset_key(key)
+        DatasetKey.parse(key)
 
     def fill(f: h5py.File) -> None:
         for key, group in groups.items():

@@ -13,16 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from nlbsuite.catalog import NLB_SHAPES, parse_dataset_key
+from nlbsuite.catalog import DatasetKey, official_cards
 
 FULL_SIZES = {  # (train trials, eval trials) of the NLB test phase
-    "mc_maze": (2295, 574),
-    "mc_rtt": (1080, 271),
-    "area2_bump": (364, 98),
-    "dmfc_rsg": (1289, 430),
-    "mc_maze_large": (500, 100),
-    "mc_maze_medium": (250, 100),
-    "mc_maze_small": (100, 100),
+    c.name: c.test_sizes for c in official_cards() if c.test_sizes is not None
 }
 
 
@@ -50,15 +44,18 @@ def make_case(
     phase: str = "val",
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(target group, submission group) for ``key`` (e.g. ``mc_maze_20``)."""
-    dataset, bin_ms = parse_dataset_key(key)
-    shape = NLB_SHAPES[dataset]
+    dataset_key = DatasetKey.parse(key)
+    card, bin_ms = dataset_key.card, dataset_key.bin_width_ms
+    shape = card.shape
     n_bins, n_fwd = shape.bins(bin_ms)
     n_in, n_out = shape.n_heldin, shape.n_heldout
     n_neurons = n_in + n_out
     rng = np.random.default_rng(seed)
     n_trials = n_train + n_eval
     total = n_bins + n_fwd
-    dmfc = dataset == "dmfc_rsg"
+    dmfc = card.behavior_metric == "tp corr"  # DMFC_RSG's per-trial behaviour (ts, tp)
+    # No repeated conditions (MC_RTT's continuous reaching): no PSTHs, ragged trial ends.
+    conditions = "psth R2" in card.metrics
 
     if dmfc:
         # Conditions (is_eye, theta, is_short, ts); the neural speed scales with 1 / tp.
@@ -115,15 +112,15 @@ def make_case(
     else:
         target["train_behavior"] = velocity[tr, :n_bins].copy()
         target["eval_behavior"] = velocity[ev, :n_bins].copy()
-        if dataset == "mc_rtt":  # jagged trial ends: NaN behaviour at some trial ends
+        if not conditions:  # jagged trial ends: NaN behaviour at some trial ends
             for arr in (target["train_behavior"], target["eval_behavior"]):
                 for i in rng.choice(len(arr), size=max(1, len(arr) // 5), replace=False):
                     arr[i, n_bins - rng.integers(1, n_bins // 4 + 1) :] = np.nan
-    if dataset == "area2_bump":
+    if card.decode_masks == 2:  # Area2_Bump: active and passive (bumped) trials
         bump = rng.random(n_trials) < 0.4
         target["train_decode_mask"] = np.stack([~bump[tr], bump[tr]], axis=1)
         target["eval_decode_mask"] = np.stack([~bump[ev], bump[ev]], axis=1)
-    if dataset != "mc_rtt":
+    if conditions:
         eval_cond = cond[ev]
         train_cond = cond[tr]
         psth = np.stack(

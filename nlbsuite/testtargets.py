@@ -12,7 +12,7 @@ to score a test-phase submission comparably with the published leaderboard.
   file's (size, mtime, inode), so it is computed once); a file of the wrong size or checksum
   is refused, never used.
 - :class:`TestTargets` opens it and reads only the groups asked for, each checked against
-  the dataset's sizes (:data:`EXPECTED`).
+  the dataset's sizes (:func:`expected_sizes`).
 
 The file holds one group per dataset key (``mc_maze``, ``mc_maze_20``, ...,
 ``mc_maze_small_20``), each in nlb_tools' ``make_eval_target_tensors`` layout: the content
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nlbsuite.catalog import DatasetCard, DatasetKey, ordered_keys
 from nlbsuite.errors import UserError
 
 URL = (
@@ -221,17 +222,15 @@ class Expected:
     n_train: int | None = None
 
 
-# The scaling datasets' test splits have 100 trials each (the genuine MC_Maze_Small and
-# MC_Maze_Medium test NWBs; NLB's paper for MC_Maze_Large) and train + val 100/250/500 trials.
-EXPECTED: dict[str, Expected] = {
-    "mc_maze": Expected(),
-    "mc_rtt": Expected(),
-    "area2_bump": Expected(),
-    "dmfc_rsg": Expected(),
-    "mc_maze_large": Expected(n_eval=100, n_train=500),
-    "mc_maze_medium": Expected(n_eval=100, n_train=250),
-    "mc_maze_small": Expected(n_eval=100, n_train=100),
-}
+def expected_sizes(card: DatasetCard) -> Expected:
+    """Trial counts fixed in advance: the scaling datasets' (their test splits have 100
+    trials each, the genuine MC_Maze_Small and MC_Maze_Medium test NWBs; NLB's paper for
+    MC_Maze_Large, and train + val 100/250/500 trials: the card's ``test_sizes``)."""
+    if card.scaling_prefix is None or card.test_sizes is None:
+        return Expected()
+    n_train, n_eval = card.test_sizes
+    return Expected(n_eval=n_eval, n_train=n_train)
+
 
 REQUIRED = (
     "eval_spikes_heldout",
@@ -254,17 +253,19 @@ OPTIONAL = (
 def expected_shapes(
     key: str, n_eval: int | None = None, n_train: int | None = None
 ) -> dict[str, tuple[int | None, ...]]:
-    """Shapes of the arrays of target group ``key``; trial counts from :data:`EXPECTED`,
+    """Shapes of the arrays of target group ``key``; trial counts from :func:`expected_sizes`,
     else ``n_eval`` / ``n_train``, else None (any)."""
-    from nlbsuite.catalog import NLB_SHAPES, parse_dataset_key
-
-    dataset, bin_ms = parse_dataset_key(key)
-    shape = NLB_SHAPES[dataset]
-    n_eval = EXPECTED[dataset].n_eval or n_eval
-    n_train = EXPECTED[dataset].n_train or n_train
+    dataset_key = DatasetKey.parse(key)
+    card, bin_ms = dataset_key.card, dataset_key.bin_width_ms
+    shape = card.shape
+    fixed = expected_sizes(card)
+    n_eval = fixed.n_eval or n_eval
+    n_train = fixed.n_train or n_train
     bins, fwd = shape.bins(bin_ms)
     n_in, n_out = shape.n_heldin, shape.n_heldout
-    beh: tuple[int, ...] = (5,) if dataset == "dmfc_rsg" else (bins, 2)
+    # Per-trial behaviour fields (DMFC_RSG: is_eye, theta, is_short, ts, tp) or velocity.
+    per_trial = card.behavior_metric == "tp corr"
+    beh = (len(card.tensor_spec.behavior_fields),) if per_trial else (bins, 2)
     return {
         "eval_spikes_heldout": (n_eval, bins, n_out),
         "eval_spikes_heldin_forward": (n_eval, fwd, n_in),
@@ -293,7 +294,7 @@ def check_group(key: str, group: Any, where: str = "test targets") -> list[str]:
     """:class:`UserError` naming every missing or misshapen array of ``group``; returns
     the names of unexpected items (the scorer ignores them) as one-line notes.
 
-    Trial counts not fixed in :data:`EXPECTED` are taken from ``eval_spikes_heldout`` and
+    Trial counts not fixed in :func:`expected_sizes` are taken from ``eval_spikes_heldout`` and
     ``train_behavior``, so every array must agree with those two.
     """
     first = {k: group[k].shape[0] for k in ("eval_spikes_heldout", "train_behavior") if k in group}
@@ -333,11 +334,9 @@ class TestTargets:
 
     def keys(self) -> list[str]:
         """Dataset keys in nlb_tools' order (unknown keys are refused by name)."""
-        from nlbsuite.catalog import ordered_keys, parse_dataset_key
-
         keys = list(self._file)
         for k in keys:
-            parse_dataset_key(k)
+            DatasetKey.parse(k)
         return ordered_keys(keys)
 
     def __contains__(self, key: str) -> bool:

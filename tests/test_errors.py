@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from nlbsuite import load_dataset, run
+from nlbsuite.catalog import check_bin_width, check_phase
 from nlbsuite.cli import main
 from nlbsuite.errors import UserError
-from nlbsuite.nlb.specs import check_bin_width, check_phase, get_spec
+from nlbsuite.nlb.specs import get_spec
 from nlbsuite.registry import get_model_class
 
 #: (Python call, the parameter it names, CLI arguments, what the CLI names instead)

@@ -9,10 +9,11 @@ import h5py
 import numpy as np
 import pytest
 
+from nlbsuite.catalog import check_bin_width
 from nlbsuite.errors import UserError
 from nlbsuite.nlb import load_nlb
 from nlbsuite.nlb.nwb import NAT, read_recording, seconds_to_ns
-from nlbsuite.nlb.specs import check_bin_width, get_spec
+from nlbsuite.nlb.specs import get_spec
 from nlbsuite.nlb.synthetic import SyntheticSpec, write_synthetic
 
 

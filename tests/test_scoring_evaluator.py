@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.special import gammaln
 
-from nlbsuite.catalog import METRICS, parse_dataset_key
+from nlbsuite.catalog import METRICS
 from nlbsuite.data import GroundTruth, Rates
 from nlbsuite.errors import UserError
 from nlbsuite.scoring import (
@@ -51,15 +51,6 @@ def _direct_bps(rates: np.ndarray, spikes: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------
 # Evaluator: formats, checks and messages
 # ---------------------------------------------------------------------------------------
-
-
-def test_parse_dataset_key() -> None:
-    assert parse_dataset_key("mc_maze") == ("mc_maze", 5)
-    assert parse_dataset_key("mc_maze_20") == ("mc_maze", 20)
-    assert parse_dataset_key("mc_maze_small_20") == ("mc_maze_small", 20)
-    assert parse_dataset_key("lorenz_20") == ("lorenz", 20)
-    with pytest.raises(UserError, match=r"unknown dataset key 'mc_mazes'.*mc_maze_20"):
-        parse_dataset_key("mc_mazes")
 
 
 def test_evaluator_states_formats() -> None:

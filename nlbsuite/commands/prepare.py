@@ -43,8 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
+    from nlbsuite.catalog import check_bin_width, check_phase
     from nlbsuite.nlb.prepare import export, load_nlb, synthetic_paths
-    from nlbsuite.nlb.specs import check_bin_width, check_phase, get_spec
+    from nlbsuite.nlb.specs import get_spec
 
     get_spec(args.dataset)
     check_phase(args.phase)

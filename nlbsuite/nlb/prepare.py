@@ -23,11 +23,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from nlbsuite.data import EvalTarget, GroundTruth, PhaseData, dataset_key
+from nlbsuite.catalog import DatasetKey, check_bin_width, check_phase, get_card
+from nlbsuite.data import EvalTarget, GroundTruth, PhaseData
 from nlbsuite.errors import UserError
 from nlbsuite.fileio import atomic_path
 from nlbsuite.nlb.nwb import Recording, read_recording
-from nlbsuite.nlb.specs import DatasetSpec, check_bin_width, check_phase, get_spec
+from nlbsuite.nlb.specs import DatasetSpec, get_spec
 from nlbsuite.nlb.tensors import (
     Binned,
     behavior_bins,
@@ -110,7 +111,7 @@ def build_tensors(
         if not train_mask.any():
             raise UserError(f"{rec.paths[0]}: no 'train' trials for the val phase")
         body = make_eval_target(rec, binned, spec, train_mask, eval_mask, seed)
-        target = {dataset_key(spec.name, bin_ms): body}
+        target = {str(DatasetKey(spec.name, bin_ms)): body}
     return train, evals, target
 
 
@@ -332,8 +333,8 @@ def export(data: PhaseData, out_dir: str | Path) -> list[Path]:
 
 def layout_of(dataset: str) -> str:
     """The synthetic layout matching an NLB dataset (``mc_maze_small`` -> ``mc_maze``)."""
-    name = get_spec(dataset).name
-    return "mc_maze" if name.startswith("mc_maze") else name
+    get_spec(dataset)  # an NLB dataset, else UserError
+    return get_card(dataset).layout
 
 
 def synthetic_paths(

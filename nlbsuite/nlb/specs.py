@@ -13,7 +13,9 @@ values are those of ``nlb_tools.make_tensors.PARAMS``; the callables of PARAMS
 - DMFC_RSG ``jitter``: :class:`JitterSpec` -> per trial a uniform draw in
   ``[0, clip(total_ms - tp, 0, max_ms)]`` (0 for test trials), in whole bins.
 
-Times are milliseconds relative to an alignment field of the NWB trials table.
+Times are milliseconds relative to an alignment field of the NWB trials table. A spec is
+the tensor half of a dataset's card (:mod:`nlbsuite.catalog`): its identity (name, DANDI id,
+pinned version, title) is read from the card, not repeated here.
 """
 
 from __future__ import annotations
@@ -22,10 +24,8 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
+from nlbsuite.catalog import BUILTIN_CARDS
 from nlbsuite.errors import UserError
-
-BIN_WIDTHS_MS = (5, 20)
-PHASES = ("val", "test")
 
 
 @dataclass(frozen=True)
@@ -121,13 +121,19 @@ class DatasetSpec:
 _MOVE = "move_onset_time"
 
 
-def _maze(name: str, dandiset: str, version: str, title: str, lag: int, kern: int) -> DatasetSpec:
+_CARDS = {c.name: c for c in BUILTIN_CARDS if c.official}
+
+
+def _identity(name: str) -> dict[str, str]:
+    """The spec fields that come from the dataset's card."""
+    card = _CARDS[name]
+    return {"name": name, "dandiset": card.dandiset, "version": card.version, "title": card.title}
+
+
+def _maze(name: str, lag: int, kern: int) -> DatasetSpec:
     window = Window(align_field=_MOVE, align_range=(-250, 450))
     return DatasetSpec(
-        name=name,
-        dandiset=dandiset,
-        version=version,
-        title=title,
+        **_identity(name),
         input_window=window,
         target_window=window,
         behavior_source="data",
@@ -138,15 +144,12 @@ def _maze(name: str, dandiset: str, version: str, title: str, lag: int, kern: in
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "mc_maze": _maze("mc_maze", "000128", "0.220113.0400", "MC_Maze", 100, 70),
-    "mc_maze_large": _maze("mc_maze_large", "000138", "0.220113.0407", "MC_Maze_Large", 120, 50),
-    "mc_maze_medium": _maze("mc_maze_medium", "000139", "0.220113.0408", "MC_Maze_Medium", 120, 50),
-    "mc_maze_small": _maze("mc_maze_small", "000140", "0.220113.0408", "MC_Maze_Small", 120, 50),
+    "mc_maze": _maze("mc_maze", 100, 70),
+    "mc_maze_large": _maze("mc_maze_large", 120, 50),
+    "mc_maze_medium": _maze("mc_maze_medium", 120, 50),
+    "mc_maze_small": _maze("mc_maze_small", 120, 50),
     "mc_rtt": DatasetSpec(
-        name="mc_rtt",
-        dandiset="000129",
-        version="0.241017.1444",
-        title="MC_RTT",
+        **_identity("mc_rtt"),
         input_window=Window(align_field="start_time", align_range=(0, 600), allow_overlap=True),
         target_window=Window(align_field="start_time", align_range=(0, 600), allow_overlap=True),
         behavior_source="data",
@@ -154,10 +157,7 @@ DATASETS: dict[str, DatasetSpec] = {
         lag_ms=140,
     ),
     "area2_bump": DatasetSpec(
-        name="area2_bump",
-        dandiset="000127",
-        version="0.220113.0359",
-        title="Area2_Bump",
+        **_identity("area2_bump"),
         input_window=Window(align_field=_MOVE, align_range=(-100, 500)),
         target_window=Window(align_field=_MOVE, align_range=(-100, 500), allow_overlap=True),
         behavior_source="data",
@@ -171,10 +171,7 @@ DATASETS: dict[str, DatasetSpec] = {
         decode_mask_field="ctr_hold_bump",
     ),
     "dmfc_rsg": DatasetSpec(
-        name="dmfc_rsg",
-        dandiset="000130",
-        version="0.220113.0407",
-        title="DMFC_RSG",
+        **_identity("dmfc_rsg"),
         input_window=Window(align_field="go_time", align_range=(-1500, 0), allow_overlap=True),
         target_window=Window(align_field="go_time", start_field="set_time", end_field="go_time"),
         behavior_source="trial_info",
@@ -203,16 +200,3 @@ def get_spec(dataset: str) -> DatasetSpec:
             f"unknown NLB dataset (expected one of {', '.join(DATASETS)})", "dataset", dataset
         )
     return spec
-
-
-def check_bin_width(bin_width_ms: int) -> int:
-    """``bin_width_ms`` if it is an NLB bin width (5 or 20), else :class:`UserError`."""
-    if bin_width_ms not in BIN_WIDTHS_MS:
-        raise UserError("expected 5 or 20 (ms)", "bin_width_ms", bin_width_ms)
-    return int(bin_width_ms)
-
-
-def check_phase(phase: str) -> str:
-    if phase not in PHASES:
-        raise UserError(f"expected one of {', '.join(PHASES)}", "phase", phase)
-    return phase

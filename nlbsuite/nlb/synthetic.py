@@ -34,10 +34,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from nlbsuite.catalog import official_cards
 from nlbsuite.fileio import atomic_path
 
-LAYOUTS = ("mc_maze", "mc_rtt", "area2_bump", "dmfc_rsg")
-_SUBJECT = {"mc_maze": "Jenkins", "mc_rtt": "Indy", "area2_bump": "Han", "dmfc_rsg": "Haydn"}
+# The NWB layouts of NLB's datasets (the scaling datasets share MC_Maze's) and their subjects.
+_SUBJECT = {c.layout: c.subject for c in official_cards() if c.layout is not None}
+LAYOUTS = tuple(_SUBJECT)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from nlbsuite.catalog import NLB_SHAPES, SUBMISSION_KEYS, parse_dataset_key
+from nlbsuite.catalog import SUBMISSION_KEYS, DatasetKey, find_card
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.errors import UserError, require
 from nlbsuite.h5read import read_dataset
@@ -42,22 +42,29 @@ class Evaluator:
     """
 
     def __init__(self, dataset_key: str, dataset: str | None = None):
-        """``dataset``: the dataset name, for keys of data outside the NLB/Lorenz names
-        (then ``dataset_key`` is not checked)."""
+        """``dataset``: the dataset name, for keys of data outside the catalogue (then
+        ``dataset_key`` is not checked). What is scored comes from the dataset's card."""
         self.key = dataset_key
         if dataset is None:
-            self.dataset, self.bin_width_ms = parse_dataset_key(dataset_key)
+            self.dataset, self.bin_width_ms = DatasetKey.parse(dataset_key)
         else:
             self.dataset, self.bin_width_ms = dataset, 5
+        self.card = find_card(self.dataset)
 
     @property
     def needs_train_rates(self) -> bool:
-        """DMFC_RSG is scored without train rates (no velocity decoding)."""
-        return self.dataset != "dmfc_rsg"
+        """Whether train rates are scored (not for DMFC_RSG: no velocity decoding)."""
+        return self.card.scores_train_rates
+
+    @property
+    def behavior_metric(self) -> str:
+        """How a target's behaviour is scored: ``tp corr`` where the card says so, else
+        ``vel R2`` (ridge decoding)."""
+        return "tp corr" if self.card.behavior_metric == "tp corr" else "vel R2"
 
     @property
     def expected_input_format(self) -> str:
-        shape = NLB_SHAPES.get(self.dataset)
+        shape = self.card.shape
         if shape is not None:
             bins, fwd = shape.bins(self.bin_width_ms)
             nin, nout = shape.n_heldin, shape.n_heldout
@@ -86,12 +93,7 @@ class Evaluator:
 
     @property
     def expected_output_format(self) -> str:
-        names = [
-            "co-bps",
-            "tp corr" if self.dataset == "dmfc_rsg" else "vel R2",
-            "psth R2",
-            "fp-bps",
-        ]
+        names = ["co-bps", self.behavior_metric, "psth R2", "fp-bps"]
         return (
             f"==== Expected output format of Evaluator('{self.key}')\n"
             f"Scores.metrics: {{{', '.join(repr(n) for n in names)}}} -> float "
@@ -114,8 +116,8 @@ class Evaluator:
             n_fwd, n_in = fwd[1], fwd[2]
         elif psth is not None and len(psth) == 3:
             n_in = psth[2] - n_out
-        elif self.dataset in NLB_SHAPES:
-            n_in = NLB_SHAPES[self.dataset].n_heldin
+        elif self.card.shape is not None:
+            n_in = self.card.shape.n_heldin
         shapes: dict[str, tuple[int, ...]] = {}
         beh = item_shape(target, "train_behavior")
         if self.needs_train_rates and beh and "eval_behavior" in target:
@@ -135,7 +137,7 @@ class Evaluator:
         with any trial count (None); empty for data of no fixed size."""
         if target is not None:
             return dict(self.expected_shapes(target))
-        shape = NLB_SHAPES.get(self.dataset)
+        shape = self.card.shape
         if shape is None:
             return {}
         bins, fwd = shape.bins(self.bin_width_ms)
@@ -192,7 +194,8 @@ class Evaluator:
                         Problem(
                             "warning",
                             where,
-                            "DMFC_RSG is scored without train rates; this array is ignored",
+                            f"{self.card.title} is scored without train rates; this array is "
+                            "ignored",
                         )
                     )
                 continue
@@ -292,7 +295,7 @@ class Evaluator:
                 "eval_spikes_heldout_forward" in tgt,
                 f"target '{self.key}': missing key 'eval_spikes_heldout_forward'",
             )
-        if self.dataset != "dmfc_rsg" and "train_behavior" in tgt and "eval_behavior" in tgt:
+        if self.behavior_metric == "vel R2" and "train_behavior" in tgt and "eval_behavior" in tgt:
             for split, n in (("train", len(tgt["train_behavior"])), ("eval", n_eval)):
                 mask = read_item(target, f"{split}_decode_mask")
                 if mask is None:
@@ -347,7 +350,13 @@ class Evaluator:
         """
         sub, tgt = self.check(submission, target, source=source)
         return score_arrays(
-            self.dataset, self.key, sub, tgt, n_boot=n_boot, seed=seed, confidence=confidence
+            self.key,
+            sub,
+            tgt,
+            behavior_metric=self.behavior_metric,
+            n_boot=n_boot,
+            seed=seed,
+            confidence=confidence,
         )
 
 
@@ -374,10 +383,10 @@ def score_phase(
             "eval_rates_heldout": data.truth.eval_rates_heldout,
         }
     return score_arrays(
-        data.dataset,
         data.key,
         sub_arrays,
         tgt_arrays,
+        behavior_metric=ev.behavior_metric,
         truth=truth,
         n_boot=n_boot,
         seed=seed,

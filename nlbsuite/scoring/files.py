@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from nlbsuite.catalog import METRICS, NLB_ORDER, SCALING_PREFIX, ordered_keys, parse_dataset_key
+from nlbsuite.catalog import BIN_WIDTHS_MS, METRICS, SCALING_SPLIT, DatasetKey, ordered_keys
 from nlbsuite.errors import UserError
 from nlbsuite.scoring.evaluator import Evaluator
 from nlbsuite.scoring.h5io import dataset_keys, open_h5_tree
@@ -73,21 +73,21 @@ def score_submission(
     """
     by_key = score_by_key(target, submission)
     result: list[dict[str, dict[str, float]]] = []
-    scaling: dict[str, dict[str, float]] = {"": {}, "_20": {}}
+    scaling: dict[int, dict[str, float]] = {b: {} for b in BIN_WIDTHS_MS}
     for k, scores in by_key.items():
-        dataset, bin_ms = parse_dataset_key(k)
-        if dataset not in NLB_ORDER or bin_ms not in (5, 20):
+        key = DatasetKey.parse(k)
+        card = key.card
+        if not card.official or key.bin_width_ms not in BIN_WIDTHS_MS:
             continue
-        suffix = "" if bin_ms == 5 else "_20"
         official = {m: v for m, v in scores.metrics.items() if METRICS[m].official}
-        if dataset in SCALING_PREFIX:
-            scaling[suffix].update(
-                {f"{SCALING_PREFIX[dataset]} {m}": v for m, v in official.items()}
+        if card.scaling_prefix:
+            scaling[key.bin_width_ms].update(
+                {f"{card.scaling_prefix} {m}": v for m, v in official.items()}
             )
         else:
             result.append({f"{k}_split": official})
-    for suffix in ("", "_20"):
-        if scaling[suffix]:
-            result.append({f"mc_maze_scaling{suffix}_split": scaling[suffix]})
+    for bin_ms, metrics in scaling.items():
+        if metrics:
+            result.append({f"{DatasetKey(SCALING_SPLIT, bin_ms)}_split": metrics})
     return result
 

@@ -13,7 +13,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from nlbsuite.catalog import parse_dataset_key
+from nlbsuite.catalog import DatasetKey
 from nlbsuite.errors import UserError
 
 DESCRIBE = {
@@ -160,7 +160,7 @@ def _tree_problems(tree: Any, target_tree: Any | None) -> tuple[list[str], list[
             )
             continue
         try:
-            parse_dataset_key(key)
+            DatasetKey.parse(key)
         except UserError as exc:
             problems.append(Problem("error", key, str(exc)))
             continue

@@ -42,17 +42,21 @@ class Scores:
 
 
 def score_arrays(
-    dataset: str,
     key: str,
     sub: dict[str, np.ndarray],
     tgt: dict[str, Any],
     *,
+    behavior_metric: str = "vel R2",
     truth: dict[str, np.ndarray] | None = None,
     n_boot: int = 0,
     seed: int = 0,
     confidence: float = 0.95,
 ) -> Scores:
-    """Score checked float arrays of one dataset key (see :meth:`Evaluator.check`)."""
+    """Score checked float arrays of one dataset key (see :meth:`Evaluator.check`).
+
+    ``behavior_metric``: how behaviour is scored (the card's: ``vel R2`` or ``tp corr``);
+    every other metric is scored when the target and ``truth`` support it.
+    """
     spikes = tgt["eval_spikes_heldout"]
     n_eval = len(spikes)
     scorers: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
@@ -61,7 +65,7 @@ def score_arrays(
 
     co = BitsPerSpike.build(eval_parts[1], spikes, f"{key}/eval_rates_heldout")
     scorers["co-bps"] = co.score
-    if dataset == "dmfc_rsg":
+    if behavior_metric == "tp corr":
         if "eval_behavior" in tgt:
             scorers["tp corr"] = TpCorr.build(spikes, eval_parts, tgt["eval_behavior"]).score
     elif "train_behavior" in tgt and "eval_behavior" in tgt:

@@ -46,8 +46,6 @@ import numpy as np
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.errors import UserError
 
-PRESETS = ("smoke", "cpu", "paper")
-
 
 @dataclass(frozen=True)
 class ModelInfo:

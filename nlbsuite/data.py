@@ -120,18 +120,12 @@ class Rates:
         )
 
     def check(self, data: PhaseData) -> None:
-        """Raise :class:`UserError` unless every array ``data`` needs is present, with
-        :meth:`PhaseData.rate_shapes`, finite and non-negative."""
-        arrays = self.arrays()
-        for key, shape in data.rate_shapes().items():
-            arr = arrays.get(key)
-            require(arr is not None, f"predicted rates: '{key}' missing (expected {shape})")
-            require(
-                arr.shape == shape,
-                f"predicted rates: '{key}' has shape {arr.shape}, expected {shape}",
-            )
-            require(bool(np.isfinite(arr).all()), f"predicted rates: '{key}' has NaN or inf")
-            require(bool((arr >= 0).all()), f"predicted rates: '{key}' has negative rates")
+        """Raise :class:`UserError` unless every array ``data`` needs is present with
+        :meth:`PhaseData.rate_shapes` and passes the submission rules (the one validator,
+        :func:`nlbsuite.scoring.rules.group_problems`): finite, non-negative, not all zero."""
+        from nlbsuite.scoring.rules import check_prediction
+
+        check_prediction(data.key, self.arrays(), data.rate_shapes(), "predicted rates")
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Present arrays by submission key name."""

@@ -30,6 +30,7 @@ import numpy as np
 
 from nlbsuite import __version__
 from nlbsuite.adapter import ModelAdapter, resolve_device, seed_everything
+from nlbsuite.catalog import DEFAULT_DATASET, DatasetKey
 from nlbsuite.data import EvalTarget, PhaseData, Rates
 from nlbsuite.datasets import load_dataset
 from nlbsuite.errors import UserError
@@ -275,7 +276,7 @@ def store(
 
 def run(
     model: str | ModelAdapter = "smoothing",
-    dataset: str | PhaseData = "lorenz",
+    dataset: str | PhaseData = DEFAULT_DATASET,
     phase: str = "val",
     seed: int | None = None,
     *,
@@ -449,7 +450,5 @@ def submit(
 
 
 def _load_key(key: str, phase: str) -> PhaseData:
-    from nlbsuite.catalog import parse_dataset_key
-
-    dataset, bin_ms = parse_dataset_key(key)
+    dataset, bin_ms = DatasetKey.parse(key)
     return load_dataset(dataset, phase=phase, bin_width_ms=bin_ms)

@@ -182,15 +182,15 @@ def validate_submission(
 def catalog_problems(source: str | Path, phases: Mapping[str, str]) -> list[Problem]:
     """Trial-count errors of a submission's test-phase groups (``phases``: dataset key ->
     phase) against the counts the test phase fixes (the MC_Maze scaling split:
-    :data:`nlbsuite.testtargets.EXPECTED`); other sizes are :func:`validate_submission`'s."""
-    from nlbsuite.testtargets import EXPECTED
+    :func:`nlbsuite.testtargets.expected_sizes`); other sizes are :func:`validate_submission`'s."""
+    from nlbsuite.testtargets import expected_sizes
 
     problems: list[Problem] = []
     with open_h5_tree(source, "submission") as tree:
         for key, phase in phases.items():
-            dataset, _ = parse_dataset_key(key)
-            expected = EXPECTED.get(dataset)
-            if phase != "test" or expected is None or key not in tree:
+            dataset_key = DatasetKey.parse(key)
+            dataset, expected = dataset_key.dataset, expected_sizes(dataset_key.card)
+            if phase != "test" or key not in tree:
                 continue
             for name in tree[key]:
                 n = expected.n_train if name.startswith("train_") else expected.n_eval

@@ -119,3 +119,30 @@ def test_torch_model_packages_are_light_and_serve_their_networks_lazily():
     assert baselines.lowrank_rnn.run_smc.__module__ == "baselines.lowrank_rnn.network"
     with pytest.raises(AttributeError):
         _ = baselines.latent_sde.NoSuchName
+
+
+def imported_by(statement: str) -> set[str]:
+    """Top-level packages ``python -X importtime -c STATEMENT`` reports importing."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", statement],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+        timeout=300,
+        check=True,
+    )
+    rows = [line.split("|") for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    return {row[-1].strip().split(".")[0] for row in rows[1:]}  # rows[0] is the header
+
+
+def test_leaderboard_and_compare_import_no_scorer_stack():
+    """They read metric metadata from the catalogue, not from the scorer."""
+    modules = imported_by("import nlbsuite.leaderboard, nlbsuite.compare")
+    assert "nlbsuite" in modules
+    assert modules.isdisjoint({"numba", "llvmlite", "torch", "h5py"}), modules
+
+
+def test_catalog_imports_no_numpy():
+    modules = imported_by("import nlbsuite.catalog")
+    assert modules.isdisjoint({"numpy", *HEAVY}), modules & {"numpy", *HEAVY}

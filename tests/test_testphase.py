@@ -113,7 +113,7 @@ def test_test_nwb_alone_is_refused_with_what_to_give(session, capsys):
 
 
 def test_val_tensor_file_is_refused_for_the_test_phase(tiny_lorenz, tmp_path, capsys):
-    from nlbsuite.data import dataset_key
+    from nlbsuite.catalog import DatasetKey
     from nlbsuite.nlb.prepare import write_h5_atomic
 
     path = tmp_path / "lorenz_val_tensors.h5"
@@ -125,7 +125,7 @@ def test_val_tensor_file_is_refused_for_the_test_phase(tiny_lorenz, tmp_path, ca
         }
         | {"eval_spikes_heldout": tiny_lorenz.target.eval_spikes_heldout},
     )
-    assert dataset_key("lorenz", 20) == "lorenz_20"
+    assert str(DatasetKey("lorenz", 20)) == "lorenz_20"
     assert main(["run", "--data", str(path), "--phase", "test"]) == 2
     err = capsys.readouterr().err
     assert "a val-phase tensor file" in err and err.count("\n") == 1

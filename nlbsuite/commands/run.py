@@ -12,6 +12,7 @@ import ast
 from pathlib import Path
 from typing import Any
 
+from nlbsuite.catalog import DEFAULT_DATASET
 from nlbsuite.errors import UserError
 
 
@@ -34,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "run", help="run a model on a dataset and score it (default: smoothing on Lorenz)"
     )
     p.add_argument("--model", default="smoothing", help="model name (see `nlbsuite models`)")
-    p.add_argument("--dataset", default="lorenz", help="dataset name (see `nlbsuite datasets`)")
+    p.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset name (see `nlbsuite datasets`)")
     p.add_argument(
         "--data",
         type=Path,

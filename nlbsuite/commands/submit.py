@@ -52,12 +52,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nlbsuite.catalog import NLB_ORDER
+    from nlbsuite.catalog import official_cards
     from nlbsuite.datasets import load_dataset
     from nlbsuite.runner import submit
     from nlbsuite.submission import target_group, write_target
 
-    names = list(NLB_ORDER) if args.dataset == [ALL] else args.dataset
+    names = [c.name for c in official_cards()] if args.dataset == [ALL] else args.dataset
     widths = args.bin_width_ms or [None]
     datasets = [
         load_dataset(name, phase=args.phase, bin_width_ms=width)

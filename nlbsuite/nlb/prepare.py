@@ -363,19 +363,3 @@ def synthetic_paths(
         except OSError:  # another process finished first
             shutil.rmtree(tmp, ignore_errors=True)
     return sorted(p for p in folder.rglob("*.nwb") if not p.name.startswith("."))
-
-
-def load_synthetic(
-    dataset: str,
-    phase: str = "val",
-    bin_width_ms: int = 5,
-    seed: int = 0,
-    n_trials: int = 100,
-    n_neurons: int = 40,
-    use_cache: bool = True,
-) -> PhaseData:
-    """:func:`load_nlb` on a synthetic session (with ground truth) in ``dataset``'s layout."""
-    paths = synthetic_paths(dataset, seed, n_trials, n_neurons)
-    data = load_nlb(dataset, phase, bin_width_ms, nwb_paths=paths, seed=0, use_cache=use_cache)
-    data.meta["synthetic"] = {"seed": seed, "n_trials": n_trials, "n_neurons": n_neurons}
-    return data

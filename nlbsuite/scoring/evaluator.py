@@ -4,28 +4,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-import h5py
 import numpy as np
 
 from nlbsuite.catalog import SUBMISSION_KEYS, DatasetKey, find_card
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.errors import UserError, require
-from nlbsuite.h5read import read_dataset
 from nlbsuite.scoring.h5io import float_array, item_shape, read_item
 from nlbsuite.scoring.rules import (
-    DESCRIBE,
     FORWARD_KEYS,
     H5_ERRORS,
+    TRAIN_KEYS,
     Problem,
-    consistency_problems,
     damaged,
     first_error,
-    fmt_shape,
-    rate_problems,
-    silent_neurons,
+    group_problems,
 )
 from nlbsuite.scoring.scores import Scores, score_arrays
 
@@ -182,77 +176,15 @@ class Evaluator:
         required = ["eval_rates_heldin", "eval_rates_heldout"]
         if self.needs_train_rates and decodes:
             required = ["train_rates_heldin", "train_rates_heldout", *required]
-        arrays: dict[str, np.ndarray] = {}
-        seen: dict[str, tuple[int, ...]] = {}
-        for name in SUBMISSION_KEYS:
-            where = f"{self.key}/{name}"
-            exp = shapes.get(name)
-            exp_txt = f"{fmt_shape(exp)} ({DESCRIBE[name]})" if exp else f"({DESCRIBE[name]})"
-            if name.startswith("train_") and not self.needs_train_rates:
-                if warnings and name in submission:
-                    problems.append(
-                        Problem(
-                            "warning",
-                            where,
-                            f"{self.card.title} is scored without train rates; this array is "
-                            "ignored",
-                        )
-                    )
-                continue
-            if name not in submission:
-                other = FORWARD_KEYS[1 - FORWARD_KEYS.index(name)] if name in FORWARD_KEYS else None
-                if name in required:
-                    problems.append(
-                        Problem("error", where, f"missing key; expected shape {exp_txt}")
-                    )
-                elif other is not None and other in submission:
-                    problems.append(
-                        Problem(
-                            "error", where, f"missing key; {other} is given (give both or neither)"
-                        )
-                    )
-                elif warnings and other is not None:
-                    problems.append(Problem("warning", where, "missing key; no fp-bps without it"))
-                continue
-            item = submission[name]
-            if isinstance(item, (h5py.Group, Mapping)):
-                problems.append(Problem("error", where, f"is a group; expected an array {exp_txt}"))
-                continue
-            arr = np.asarray(read_dataset(item) if isinstance(item, h5py.Dataset) else item)
-            if arr.dtype.kind not in "fiu":
-                problems.append(Problem("error", where, f"dtype {arr.dtype}; expected float32"))
-                continue
-            if warnings and arr.dtype != np.float32:
-                problems.append(
-                    Problem(
-                        "warning",
-                        where,
-                        f"dtype {arr.dtype}; EvalAI submissions are float32 (nlb_tools reads "
-                        "any number as float64)",
-                    )
-                )
-            if arr.ndim != 3:
-                problems.append(Problem("error", where, f"shape {arr.shape}; expected {exp_txt}"))
-                continue
-            if exp and any(e is not None and e != a for e, a in zip(exp, arr.shape, strict=True)):
-                problems.append(Problem("error", where, f"shape {arr.shape}; expected {exp_txt}"))
-            seen[name] = arr.shape
-            problems += rate_problems(arr, where)
-            if warnings:
-                problems += silent_neurons(arr, where)
-            arrays[name] = arr if arr.dtype.kind == "f" else arr.astype(np.float64)
-        if warnings:
-            for name in submission:
-                if name not in SUBMISSION_KEYS:
-                    problems.append(
-                        Problem(
-                            "warning",
-                            f"{self.key}/{name}",
-                            f"unexpected key; the evaluator reads only {', '.join(SUBMISSION_KEYS)}",
-                        )
-                    )
-        problems += consistency_problems(self.key, seen)
-        return arrays, problems
+        ignored = (
+            ()
+            if self.needs_train_rates
+            else (f"{self.card.title} is scored without train rates", TRAIN_KEYS)
+        )
+        arrays, found = group_problems(
+            self.key, submission, shapes, required, ignored=ignored, warnings=warnings
+        )
+        return arrays, problems + found
 
     def check(
         self, submission: Any, target: Any, *, source: str = "submission"

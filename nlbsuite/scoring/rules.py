@@ -6,15 +6,16 @@ A :class:`Problem` is an error (scoring refuses it) or a warning; the per-group 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import h5py
 import numpy as np
 
-from nlbsuite.catalog import DatasetKey
+from nlbsuite.catalog import SUBMISSION_KEYS, DatasetKey
 from nlbsuite.errors import UserError
+from nlbsuite.h5read import read_dataset
 
 DESCRIBE = {
     "train_rates_heldin": "train trials, bins, held-in neurons",
@@ -171,3 +172,104 @@ def _tree_problems(tree: Any, target_tree: Any | None) -> tuple[list[str], list[
         keys.append(key)
     return keys, problems
 
+
+TRAIN_KEYS = ("train_rates_heldin", "train_rates_heldout")
+
+
+def group_problems(
+    key: str,
+    submission: Any,
+    shapes: Mapping[str, tuple[int | None, ...]],
+    required: Iterable[str],
+    *,
+    ignored: tuple[str, tuple[str, ...]] | tuple[()] = (),
+    warnings: bool = True,
+) -> tuple[dict[str, np.ndarray], list[Problem]]:
+    """The prediction rules for one dataset key's rate arrays: the one validator behind
+    scoring, ``validate``, ``submit`` and the runner's check of a model's :class:`Rates`.
+
+    ``submission``: array name -> array (dict or h5py group); ``shapes``: the expected shape per
+    array (None: any size on that axis; arrays without an entry: any shape); ``required``:
+    arrays that must be present; ``ignored``: (why, names) of arrays that are not scored.
+    Returns the arrays that passed (float; integers as float64) and every problem: errors for
+    a missing required array, one forward array without the other, an item that is no
+    numeric (trial, time, neuron) array, a shape other than expected, NaN / infinite /
+    negative / all-zero rates, arrays that disagree in trials, bins or neurons; warnings
+    (only with ``warnings``): dtype not float32, no forward arrays, silent neurons, unknown
+    or ignored arrays.
+    """
+    required = set(required)
+    problems: list[Problem] = []
+    arrays: dict[str, np.ndarray] = {}
+    seen: dict[str, tuple[int, ...]] = {}
+    for name in SUBMISSION_KEYS:
+        where = f"{key}/{name}"
+        exp = shapes.get(name)
+        exp_txt = f"{fmt_shape(exp)} ({DESCRIBE[name]})" if exp else f"({DESCRIBE[name]})"
+        if ignored and name in ignored[1]:
+            if warnings and name in submission:
+                problems.append(Problem("warning", where, f"{ignored[0]}; this array is ignored"))
+            continue
+        if name not in submission:
+            other = FORWARD_KEYS[1 - FORWARD_KEYS.index(name)] if name in FORWARD_KEYS else None
+            if name in required:
+                problems.append(
+                    Problem("error", where, f"missing key; expected shape {exp_txt}")
+                )
+            elif other is not None and other in submission:
+                problems.append(
+                    Problem(
+                        "error", where, f"missing key; {other} is given (give both or neither)"
+                    )
+                )
+            elif warnings and other is not None:
+                problems.append(Problem("warning", where, "missing key; no fp-bps without it"))
+            continue
+        item = submission[name]
+        if isinstance(item, (h5py.Group, Mapping)):
+            problems.append(Problem("error", where, f"is a group; expected an array {exp_txt}"))
+            continue
+        arr = np.asarray(read_dataset(item) if isinstance(item, h5py.Dataset) else item)
+        if arr.dtype.kind not in "fiu":
+            problems.append(Problem("error", where, f"dtype {arr.dtype}; expected float32"))
+            continue
+        if warnings and arr.dtype != np.float32:
+            problems.append(
+                Problem(
+                    "warning",
+                    where,
+                    f"dtype {arr.dtype}; EvalAI submissions are float32 (nlb_tools reads "
+                    "any number as float64)",
+                )
+            )
+        if arr.ndim != 3:
+            problems.append(Problem("error", where, f"shape {arr.shape}; expected {exp_txt}"))
+            continue
+        if exp and any(e is not None and e != a for e, a in zip(exp, arr.shape, strict=True)):
+            problems.append(Problem("error", where, f"shape {arr.shape}; expected {exp_txt}"))
+        seen[name] = arr.shape
+        problems += rate_problems(arr, where)
+        if warnings:
+            problems += silent_neurons(arr, where)
+        arrays[name] = arr if arr.dtype.kind == "f" else arr.astype(np.float64)
+    if warnings:
+        for name in submission:
+            if name not in SUBMISSION_KEYS:
+                problems.append(
+                    Problem(
+                        "warning",
+                        f"{key}/{name}",
+                        f"unexpected key; the evaluator reads only {', '.join(SUBMISSION_KEYS)}",
+                    )
+                )
+    problems += consistency_problems(key, seen)
+    return arrays, problems
+
+
+def check_prediction(
+    key: str, arrays: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]], source: str
+) -> None:
+    """Raise the first error of :func:`group_problems` for a model's prediction ``arrays``,
+    every array of ``shapes`` required, as one line starting with ``source``."""
+    _, problems = group_problems(key, arrays, shapes, list(shapes), warnings=False)
+    first_error(problems, source)

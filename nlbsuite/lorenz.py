@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from nlbsuite.catalog import check_phase
 from nlbsuite.data import EvalTarget, GroundTruth, PhaseData
 from nlbsuite.errors import require
 
@@ -88,7 +89,7 @@ def make_lorenz(
     """
     spec = LORENZ_SIZES[size] if isinstance(size, str) else size
     bin_ms = bin_width_ms or spec.bin_width_ms
-    require(phase in ("val", "test"), "expected val or test", "phase", phase)
+    check_phase(phase)
     require(
         spec.trial_ms % bin_ms == 0 and spec.forward_ms % bin_ms == 0,
         f"the bin width (ms) must divide the trial ({spec.trial_ms} ms) and forward "

@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 from typing import Any
 
-from nlbsuite.catalog import DEFAULT_DATASET
+from nlbsuite.catalog import DEFAULT_DATASET, PHASES
 from nlbsuite.errors import UserError
 
 
@@ -54,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         help="NWB file(s) of an NLB dataset; with --data and --phase test: the test NWB file",
     )
-    p.add_argument("--phase", choices=["val", "test"], default="val")
+    p.add_argument("--phase", choices=PHASES, default="val")
     p.add_argument("--bin", type=int, dest="bin_width_ms", help="bin width in ms (5 or 20)")
     p.add_argument("--seed", type=int, nargs="+", default=[0], help="model seed(s)")
     p.add_argument("--preset", default="cpu", help="config preset: smoke, cpu or paper")

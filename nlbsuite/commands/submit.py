@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nlbsuite.catalog import BIN_WIDTHS_MS, PHASES
+
 ALL = "all"
 
 
@@ -21,13 +23,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         help=f"dataset name(s) (see `nlbsuite datasets`), or '{ALL}' for the seven NLB datasets",
     )
-    p.add_argument("--phase", choices=["val", "test"], default="val", help="default: val")
+    p.add_argument("--phase", choices=PHASES, default="val", help="default: val")
     p.add_argument(
         "--bin",
         type=int,
         nargs="+",
         dest="bin_width_ms",
-        choices=[5, 20],
+        choices=BIN_WIDTHS_MS,
         help="bin width(s), ms (default: 5 for NLB datasets, 20 for Lorenz); '--bin 5 20' "
         "writes both groups of each dataset",
     )

@@ -274,3 +274,16 @@ def test_latents_and_the_standard_initial_prior(tiny_lorenz: PhaseData) -> None:
     assert lat.shape == (*data.eval_spikes_heldin.shape[:2], 2 * model.cfg.n_oscillators)
     assert np.isfinite(lat).all() and lat.std() > 0
     np.testing.assert_array_equal(model.latents(data.eval_spikes_heldin), lat)  # seeded
+
+
+def test_state_dependent_diffusion_and_mlp_readout(tiny_lorenz: PhaseData) -> None:
+    model = fit(tiny_lorenz, diffusion="state", readout_hidden=8, epochs=3)
+    m = model.module
+    assert isinstance(m.readout, torch.nn.Sequential)
+    y = torch.tensor([[0.0] * m.state_dim, [3.0] * m.state_dim])
+    with torch.no_grad():
+        g = m.g(torch.tensor(0.0), y)
+        expected = 2 * m.log_sigma.exp() * torch.sigmoid(m.diffusion_w * y + m.diffusion_b)
+    torch.testing.assert_close(g, expected)
+    assert not torch.allclose(g[0], g[1])  # depends on the state
+    check_rates(model.predict(tiny_lorenz.model_input()), tiny_lorenz)

@@ -43,9 +43,11 @@ fixed, an option or a documented choice:
 - prediction: prior rollouts (fixed: ``paper``); posterior paths an option (``cpu``).
 - omega bounded per step (fixed, both kinds).
 - p(z0): N(0, I) as theirs in ``paper`` (option "learned", ``cpu``).
-- diffusion: a learned constant diagonal sigma; theirs is state dependent,
-  sigmoid(w * z + b) (not implemented; additive noise keeps Heun = Itô).
-- readout: linear-exponential; theirs an MLP decoder (not implemented).
+- diffusion: a learned constant diagonal sigma by default (additive noise: Heun's
+  Stratonovich solution is the Itô one); theirs is state dependent, sigmoid(w z + b):
+  ``diffusion="state"`` (option), scaled by 2 sigma so it starts at ``init_sigma`` per step
+  (time units differ); with it Heun / midpoint solve the Stratonovich SDE, Euler the Itô.
+- readout: linear-exponential by default; theirs an MLP decoder: ``readout_hidden`` (option).
 - solver: Heun at ``dt_ms`` (theirs: Euler-Maruyama at dt = bin) (choice, see above).
 - checkpoint selection on held-out / forward NLL of validation train trials (theirs: val
   bits/spike of all neurons) (choice).
@@ -100,7 +102,9 @@ class LatentSDEConfig(ModelConfig):
     ``neural_hidden`` x ``neural_layers`` size the hybrid term / neural drift.
     ``oscillator``: "stuart_landau" or "damped"; ``max_omega_dt``: bound on omega * step
     (radians); ``predict_with``: "prior" rollouts or "posterior" paths; ``z0_prior``:
-    "learned" or "standard" N(0, I). ``dt_ms``: solver step (rounded to divide the bin; None: one step per bin). The batch is ``batch_size`` trials,
+    "learned" or "standard" N(0, I); ``diffusion``: "constant" or "state" (sigma(z) =
+    2 init_sigma sigmoid(w z + b)); ``readout_hidden`` > 0: a one-hidden-layer tanh MLP
+    readout instead of the linear one. ``dt_ms``: solver step (rounded to divide the bin; None: one step per bin). The batch is ``batch_size`` trials,
     smaller if needed for ``min_steps_per_epoch`` optimizer steps per epoch (small datasets). ``use_eval_heldin``: also fit the
     held-in spikes of eval trials (allowed by NLB). ``behavior_weight`` > 0 adds a Gaussian
     behaviour head on train behaviour. The KL weight ramps linearly from ``kl_start`` to
@@ -112,6 +116,8 @@ class LatentSDEConfig(ModelConfig):
     max_omega_dt: float = 0.5
     predict_with: str = "posterior"
     z0_prior: str = "learned"
+    diffusion: str = "constant"
+    readout_hidden: int = 0
     n_oscillators: int = 8
     encoder_hidden: int = 32
     context_dim: int = 16
@@ -160,6 +166,7 @@ def check_config(cfg: LatentSDEConfig) -> None:
         ("oscillator", OSCILLATORS),
         ("predict_with", ("prior", "posterior")),
         ("z0_prior", ("learned", "standard")),
+        ("diffusion", ("constant", "state")),
     ):
         value = getattr(cfg, name)
         require(value in allowed, f"config {name} '{value}': expected one of {allowed}")
@@ -185,10 +192,12 @@ def check_config(cfg: LatentSDEConfig) -> None:
             isinstance(value, int) and value >= 1,
             f"config {name}={value!r}: expected a positive integer",
         )
-    require(
-        isinstance(cfg.hybrid_hidden, int) and cfg.hybrid_hidden >= 0,
-        f"config hybrid_hidden={cfg.hybrid_hidden!r}: expected an integer >= 0",
-    )
+    for name in ("hybrid_hidden", "readout_hidden"):
+        value = getattr(cfg, name)
+        require(
+            isinstance(value, int) and value >= 0,
+            f"config {name}={value!r}: expected an integer >= 0",
+        )
     ranges = {
         "lr": (0.0, math.inf, False),
         "init_sigma": (0.0, math.inf, False),
@@ -288,6 +297,8 @@ class LatentSDE(ModelAdapter):
             "oscillator": "stuart_landau",
             "predict_with": "prior",
             "z0_prior": "standard",
+            "diffusion": "state",
+            "readout_hidden": 64,  # MLP decoder, hidden 64 (examples/mcmaze.jl)
             "n_oscillators": 5,
             "encoder_hidden": 32,
             "context_dim": 32,

@@ -147,7 +147,16 @@ class LatentSDEModule(nn.Module):
             )
         self.posterior_net = mlp(d + cfg.context_dim, cfg.posterior_hidden, d)
         self.log_sigma = nn.Parameter(torch.full((d,), math.log(cfg.init_sigma)))
-        self.readout = nn.Linear(d, n_neurons)
+        self.state_diffusion = cfg.diffusion == "state"
+        if self.state_diffusion:  # sigma(z) = 2 init_sigma * sigmoid(w z + b), per dimension
+            self.diffusion_w = nn.Parameter(torch.full((d,), 0.1))
+            self.diffusion_b = nn.Parameter(torch.zeros(d))
+        self.n_neurons = n_neurons
+        self.readout: nn.Module = (
+            mlp(d, cfg.readout_hidden, n_neurons, out_scale=1.0)
+            if cfg.readout_hidden > 0
+            else nn.Linear(d, n_neurons)
+        )
         self.behavior = nn.Linear(d, n_behavior) if n_behavior else None
         self.behavior_logstd = nn.Parameter(torch.zeros(n_behavior)) if n_behavior else None
         # Set per batch by `run`: context (batch, slot, ctx) with one slot per bin (or per
@@ -176,7 +185,16 @@ class LatentSDEModule(nn.Module):
         return prior + self.posterior_net(torch.cat([y, ctx], dim=1))
 
     def g(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Diagonal diffusion: a learned constant, or state dependent (``diffusion="state"``)."""
+        if self.state_diffusion:
+            return 2 * self.log_sigma.exp() * torch.sigmoid(self.diffusion_w * y + self.diffusion_b)
         return self.log_sigma.exp().expand_as(y)
+
+    @property
+    def readout_bias(self) -> torch.Tensor:
+        """The readout's output bias (n_neurons,), initialised to the log mean counts."""
+        last = self.readout[-1] if isinstance(self.readout, nn.Sequential) else self.readout
+        return last.bias
 
     # -- model ---------------------------------------------------------------------------
     def encode(self, heldin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -297,7 +315,7 @@ def fit(model: LatentSDE, data: PhaseData) -> None:
     model.module = LatentSDEModule(cfg, data.n_heldin, n_neurons, step_s, n_beh).to(model._device)
     full = data.train_spikes_full()
     with torch.no_grad():
-        model.module.readout.bias.copy_(
+        model.module.readout_bias.copy_(
             _tensor(model, np.log(np.maximum(full.mean(axis=(0, 1)), 1e-3)))
         )
     # One NumPy stream for the split, the batch order and the Brownian entropies.
@@ -441,7 +459,7 @@ def _summaries(
     for part, (name, heldin) in enumerate(
         (("train", data.train_spikes_heldin), ("eval", data.eval_spikes_heldin))
     ):
-        arrays = [np.empty((heldin.shape[0], n_total, model.module.readout.out_features))]
+        arrays = [np.empty((heldin.shape[0], n_total, model.module.n_neurons))]
         if level is not None:
             arrays += [np.empty_like(arrays[0]), np.empty_like(arrays[0])]
         for sl, rates in _sample_rates(model, heldin, n_total, model.cfg.n_samples, part):

@@ -7,7 +7,8 @@ SDE's prior vs posterior prediction, and the low-rank RNN's variability check.
 Each run fits one model on the default Lorenz val phase (seed 0 data) with one torch thread
 (``num_threads`` of the preset), times ``fit`` and prints the co-bps, its ceiling fraction and
 the 1-minute load average at start and end (the machine may be shared: state it with the
-numbers). The latent SDE is scored with both ``predict_with`` settings of the same fit.
+numbers). The latent SDE is scored with both ``predict_with`` settings of the same fit;
+LangevinFlow gets its latent-motion probe on the train trials.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def main() -> None:
         model.config = dataclasses.replace(model.cfg, predict_with=other)
         m2 = evaluate(data, model.predict(data.model_input()))
         out[f"scores_predict_with_{other}"] = {k: m2.get(k) for k in KEYS}
+    if args.model == "langevin_flow":
+        out["latent_motion"] = model.latent_motion(data.train_spikes_heldin)
     if args.variability:
         from baselines.lowrank_rnn import coarsen, compare_variability
 

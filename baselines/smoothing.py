@@ -29,6 +29,7 @@ import numpy as np
 from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo, fixed_threads
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.errors import require
+from nlbsuite.searchspace import Choice
 
 if TYPE_CHECKING:  # pragma: no cover
     from sklearn.linear_model import PoissonRegressor
@@ -261,6 +262,11 @@ class Smoothing(ModelAdapter):
     )
     config_class = SmoothingConfig
     presets: ClassVar = {"smoke": {}, "cpu": {}, "paper": {}}
+    #: ``nlbsuite tune``'s space: the grid the CV searches (nlb_tools' smoothing_cv_sweep).
+    search_space: ClassVar = {
+        "kern_sd_ms": Choice(SmoothingConfig.cv_kern_sds_ms),
+        "alpha": Choice(SmoothingConfig.cv_alphas),
+    }
 
     def choose_params(self, data: PhaseData) -> tuple[float, float]:
         """(kernel sd in ms, alpha): set in the config, NLB's tuned value at 5 ms, or by

@@ -84,12 +84,15 @@ class ModelAdapter(ABC):
     Class attributes: ``info`` (:class:`ModelInfo`), ``config_class`` (a
     :class:`ModelConfig` dataclass), ``presets`` (preset name -> field overrides; ``smoke``
     runs in seconds, ``cpu`` is the best within ~10 minutes on 2 CPU cores, ``paper`` has
-    the published hyperparameters).
+    the published hyperparameters), optionally ``search_space`` (config field -> range,
+    :mod:`nlbsuite.searchspace`, for ``nlbsuite tune``; a model that trains in steps may add
+    ``partial_fit(data, epochs)`` for ASHA and PBT).
     """
 
     info: ClassVar[ModelInfo]
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     presets: ClassVar[dict[str, dict[str, Any]]] = {"smoke": {}, "cpu": {}, "paper": {}}
+    search_space: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: ModelConfig | None = None, seed: int = 0) -> None:
         self.config = config if config is not None else self.config_class()

@@ -31,6 +31,7 @@ import numpy as np
 from nlbsuite import __version__
 from nlbsuite.adapter import ModelAdapter, resolve_device, seed_everything
 from nlbsuite.catalog import DEFAULT_DATASET, DatasetKey
+from nlbsuite.configfile import is_config_file, load_config_file
 from nlbsuite.data import EvalTarget, PhaseData, Rates
 from nlbsuite.datasets import load_dataset
 from nlbsuite.errors import UserError
@@ -86,7 +87,8 @@ def make_model(
 ) -> tuple[ModelAdapter, str, int]:
     """The adapter to run with the preset name and seed its record states.
 
-    A registered name is built from ``preset`` (default "cpu") with ``overrides`` and
+    A registered name is built from ``preset`` (default "cpu"; or a config file's path,
+    :mod:`nlbsuite.configfile`, recorded under the file's name) with ``overrides`` and
     ``seed`` (default 0). An instance runs as built, so its own seed and config are recorded:
     a different ``seed``, a ``preset`` its config does not equal, or ``overrides`` are a
     :class:`UserError`; its preset is the one its config equals, else "custom".
@@ -94,6 +96,14 @@ def make_model(
     if not isinstance(model, ModelAdapter):
         cls = get_model_class(model)
         preset, seed = preset or "cpu", 0 if seed is None else seed
+        if is_config_file(preset):  # a named config file (nlbsuite tune's output)
+            saved = load_config_file(preset)
+            if saved.model != model:
+                raise UserError(
+                    f"{preset} is a config of model '{saved.model}', not '{model}'", "preset"
+                )
+            config = cls.make_config(saved.base_preset, {**saved.overrides, **(overrides or {})})
+            return cls(config, seed=seed), saved.name, seed
         return cls(cls.make_config(preset, overrides), seed=seed), preset, seed
     if seed is not None and seed != model.seed:
         raise UserError(
@@ -231,6 +241,17 @@ def execute(
     it. A test phase without one leaves the metrics empty. Metrics the data cannot support
     (``data.meta["not_scored"]``, said in ``record.notes``) are left out."""
     pred = fit_predict(adapter, data, seed=record.seed)
+    describe(record, data, pred, target)
+    return pred
+
+
+def describe(
+    record: ResultRecord, data: PhaseData, pred: Prediction, target: EvalTarget | None = None
+) -> None:
+    """Fill ``record`` with the scores of ``pred`` on ``data`` (against ``target``, as in
+    :func:`execute`), its timings, the fitted model's parameter count and what its fit
+    chose, and the provenance."""
+    adapter = pred.model
     if target is not None:
         data = replace(data, target=target)
     if data.target is not None or data.phase != "test":
@@ -245,7 +266,6 @@ def execute(
     record.git_commit = git_commit()
     record.date = now_iso()
     record.packages = package_versions()
-    return pred
 
 
 def store(

@@ -30,6 +30,7 @@ HEAVY = (
     "dandi",
     "tabulate",
     "tqdm",
+    "ray",
 )
 
 PROBE = """

@@ -15,6 +15,8 @@ COMMANDS = [
     "datasets",
     "models",
     "run",
+    "sweep",
+    "tune",
     "leaderboard",
     "report",
     "compare",

@@ -23,6 +23,7 @@ nlbsuite (a worker whose model code differs from the driver's fails its run, say
 from __future__ import annotations
 
 import ast
+import dataclasses
 import itertools
 import json
 import os
@@ -151,6 +152,15 @@ class SweepReport:
         return "\n".join(lines)
 
 
+def _config_fields(models: set[str]) -> dict[str, set[str]]:
+    """Each model's config field names (a ``--set`` key applies to the models that have it)."""
+    from nlbsuite.registry import get_model_class
+
+    return {
+        m: {f.name for f in dataclasses.fields(get_model_class(m).config_class)} for m in models
+    }
+
+
 def _worker_result(adapter: Any, data: Any, probe: Any) -> dict[str, Any]:
     """Fit and score one run in a Ray worker: the driver built the (unfitted) ``adapter``
     and its record ``probe``. Returns what the driver writes, or the error. The model code
@@ -256,6 +266,21 @@ def sweep(
     report = SweepReport()
     data_of: dict[tuple[str, int | None, str], Any] = {}
     todo: dict[str, tuple[RunSpec, Any, Any]] = {}  # run id -> (spec, adapter, record probe)
+    test = sorted({spec.label() for spec in specs if spec.phase != "val"})
+    if test:
+        raise UserError(
+            f"a sweep runs the val phase; test-phase runs (scored once, with a fixed "
+            f"config) go through nlbsuite run --phase test: {test[0]}",
+            "phase",
+        )
+    fields = _config_fields({spec.model for spec in specs})
+    unknown = {k for spec in specs for k, _ in spec.overrides} - set().union(*fields.values())
+    if unknown:
+        raise UserError(
+            f"config key(s) {', '.join(sorted(unknown))} belong to none of the models "
+            f"{', '.join(sorted(fields))}",
+            "grid",
+        )
     for spec in specs:
         key = (spec.dataset, spec.bin_width_ms, spec.phase)
         if key not in data_of:
@@ -263,7 +288,7 @@ def sweep(
                 spec.dataset, phase=spec.phase, bin_width_ms=spec.bin_width_ms
             )
         data = data_of[key]
-        overrides = dict(spec.overrides)
+        overrides = {k: v for k, v in spec.overrides if k in fields[spec.model]}
         adapter, preset, seed = make_model(spec.model, spec.preset, spec.seed, overrides)
         probe = plan_record(adapter, data, preset, seed)
         if probe.run_id in todo:

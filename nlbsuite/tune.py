@@ -3,7 +3,7 @@
 ``tune(model, dataset, search=..., samples=N)`` samples ``N`` configs from the model's
 ``search_space`` (:mod:`nlbsuite.searchspace`) on top of a base preset, fits each with one
 seed on the train trials and scores it on the **val** phase's eval trials: selection uses
-train/val only, never the test phase (:func:`refuse_test_selection`). Every trial is
+train/val only, never the test phase (:func:`nlbsuite.selection.forbid_test_selection`). Every trial is
 recorded (a :class:`~nlbsuite.results.ResultRecord` per trial under
 ``<runs>/tune/<study>/trials/``, written by the driver, outside the leaderboard), and the
 best config is saved as a named config file (:mod:`nlbsuite.configfile`) that ``run``,
@@ -36,21 +36,9 @@ from nlbsuite.adapter import ModelAdapter
 from nlbsuite.configfile import ConfigFile, save_config_file
 from nlbsuite.errors import UserError, require
 from nlbsuite.results import ResultRecord, write_result_file
+from nlbsuite.selection import forbid_test_selection
 
 SEARCHES = ("random", "asha", "pbt")
-
-
-def refuse_test_selection(phase: str) -> None:
-    """Selection (a search, presets, early stopping) may use train and val only: the test
-    phase's eval trials are for the final score of a config chosen without them."""
-    require(
-        phase == "val",
-        "selection uses the val phase only: choosing a config by test-phase scores would "
-        "leak the test set into the model; tune on val, then run the saved config with "
-        "--phase test",
-        "phase",
-        phase,
-    )
 
 
 @dataclass
@@ -180,15 +168,15 @@ def tune(
     """Search ``model``'s ``search_space`` on ``dataset``'s val phase (see the module
     docstring); returns the :class:`TuneReport`. ``out``: the config file to write
     (default ``configs/<model>_<dataset key>_<search>.json``)."""
+    from nlbsuite.catalog import METRICS
     from nlbsuite.datasets import load_dataset
-    from nlbsuite.evaluation import METRICS
     from nlbsuite.registry import get_model_class
     from nlbsuite.results import default_results_dir
     from nlbsuite.runner import default_artifacts_dir
     from nlbsuite.searchspace import to_ray
     from nlbsuite.sweep import _start_ray, import_ray
 
-    refuse_test_selection(phase)
+    forbid_test_selection(phase, "nlbsuite tune")
     require(search in SEARCHES, f"expected one of {', '.join(SEARCHES)}", "search", search)
     require(samples >= 1, "expected at least 1 trial", "samples", samples)
     require(iterations >= 1, "expected at least 1 step", "iterations", iterations)

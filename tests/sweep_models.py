@@ -84,7 +84,16 @@ MODELS = {
 
 
 def register() -> None:
-    """Make the test models known by name in this process (the driver's registry)."""
+    """Make the test models known by name in this process (the driver's registry), beside
+    the models registered under the entry point."""
     from nlbsuite import registry
 
-    registry.BUILTIN_MODELS.update(MODELS)
+    if getattr(registry.model_entries, "with_test_models", False):
+        return
+    entries = registry.model_entries
+
+    def with_tests() -> dict[str, str]:
+        return {**entries(), **MODELS}
+
+    with_tests.with_test_models = True  # type: ignore[attr-defined]
+    registry.model_entries = with_tests

@@ -183,7 +183,7 @@ def test_tune_random_search_picks_the_best_val_trial_and_saves_a_usable_config(
     assert again.preset == "smoothing_tuned" and again.metrics == best.metrics
 
 
-def test_tune_pbt_exploits_by_val_and_records_every_trial(cluster, tmp_path):
+def test_tune_pbt_picks_the_best_val_trial_and_records_every_trial(cluster, tmp_path):
     from nlbsuite.tune import tune
 
     report = tune("step_psth", "lorenz_tiny", search="pbt", samples=4, iterations=2,
@@ -201,7 +201,7 @@ def test_tune_refuses_the_test_phase_before_starting_ray(capsys):
     assert main(["tune", "--model", "smoothing", "--dataset", "lorenz_tiny", "--phase",
                  "test"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--phase 'test': selection uses the val phase only" in err
+    assert err.count("\n") == 1 and "runs on the val phase (train/val trials) only" in err
 
 
 def test_sweep_without_ray_says_how_to_install_it():

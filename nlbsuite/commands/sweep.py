@@ -23,7 +23,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="P",
         help="presets (smoke, cpu, paper) or config files saved by `nlbsuite tune`",
     )
-    p.add_argument("--phase", choices=["val", "test"], default="val")
     p.add_argument(
         "--set",
         dest="grid",
@@ -58,7 +57,6 @@ def run(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         presets=args.presets,
         grid=parse_grid(args.grid),
-        phase=args.phase,
     )
     report = sweep(
         specs,

@@ -38,10 +38,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nlbsuite.tune import refuse_test_selection, tune
-
-    refuse_test_selection(args.phase)  # before anything else, Ray included
+    from nlbsuite.selection import forbid_test_selection
     from nlbsuite.sweep import import_ray
+    from nlbsuite.tune import tune
+
+    forbid_test_selection(args.phase, "nlbsuite tune")  # before anything else, Ray included
 
     import_ray()
     report = tune(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import pytest
 
 from baselines.mean_rate import MeanRate
 from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo
@@ -83,17 +84,17 @@ MODELS = {
 }
 
 
-def register() -> None:
+def register(monkeypatch: pytest.MonkeyPatch | None = None) -> None:
     """Make the test models known by name in this process (the driver's registry), beside
-    the models registered under the entry point."""
+    the models registered under the entry point; with ``monkeypatch``, until it is undone."""
     from nlbsuite import registry
 
-    if getattr(registry.model_entries, "with_test_models", False):
-        return
     entries = registry.model_entries
 
     def with_tests() -> dict[str, str]:
         return {**entries(), **MODELS}
 
-    with_tests.with_test_models = True  # type: ignore[attr-defined]
-    registry.model_entries = with_tests
+    if monkeypatch is not None:
+        monkeypatch.setattr(registry, "model_entries", with_tests)
+    else:
+        registry.model_entries = with_tests

@@ -56,6 +56,7 @@ def cluster(tmp_path_factory):
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     address = f"127.0.0.1:{port}"
+    patch = pytest.MonkeyPatch()
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -66,9 +67,10 @@ def cluster(tmp_path_factory):
                 if time.monotonic() > deadline or head.poll() is not None:
                     raise
                 time.sleep(2)
-        sweep_models.register()
+        sweep_models.register(patch)
         yield address
     finally:
+        patch.undo()
         ray.shutdown()
         head.terminate()  # `ray start --block` stops its processes on SIGTERM
         try:

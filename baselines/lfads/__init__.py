@@ -48,8 +48,10 @@ Where this departs from lfads-torch
 3. No ``loss_scale`` (a constant factor of the loss, which Adam nearly ignores); no
    learning-rate decay (their NLB configs set ``lr_scheduler: False``; PBT moves the rate).
 4. The readout bias starts at each neuron's log mean count.
-5. The population-based search (AutoLFADS) is not run here: ``SEARCH_SPACE`` is its space
-   (``scripts/run_pbt.py``), for the sweeps; the ``paper`` preset takes lfads-torch's NLB
+5. The population-based search (AutoLFADS) runs through ``nlbsuite tune --search pbt``
+   (Ray Tune's PBT over ``SEARCH_SPACE``, its space from ``scripts/run_pbt.py``, on the
+   val phase's co-bps, with ``partial_fit`` steps; lfads-torch exploits by its validation
+   loss); the ``paper`` preset takes lfads-torch's NLB
    architecture and the search's starting values where it gives one (``lr`` 4e-3,
    ``cd_rate`` 0.5) and the geometric middle of the search range otherwise (KL and L2
    scales, ``dropout`` 0.3), with ``PAPER_SETTINGS`` per dataset.
@@ -63,6 +65,7 @@ from typing import Any, ClassVar
 from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo, fixed_threads
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.errors import require
+from nlbsuite.searchspace import LogUniform, Uniform
 
 __all__ = ["LFADS", "PAPER_SETTINGS", "SEARCH_SPACE", "LFADSConfig", "ramp"]
 
@@ -165,6 +168,11 @@ class LFADS(ModelAdapter):
         ),
         "paper": dict(paper_dataset_settings=True),
     }  # fmt: skip
+    #: ``nlbsuite tune``'s space: AutoLFADS' ranges (:data:`SEARCH_SPACE`).
+    search_space: ClassVar[dict[str, Any]] = {
+        name: (LogUniform if scale == "log" else Uniform)(low, high)
+        for name, (low, high, scale) in SEARCH_SPACE.items()
+    }
 
     def _resolved_config(self, data: PhaseData) -> LFADSConfig:
         cfg = self.config
@@ -180,6 +188,13 @@ class LFADS(ModelAdapter):
         from baselines.lfads import network  # torch imported before threads are set
 
         self._in_threads(network.fit, data)
+
+    def partial_fit(self, data: PhaseData, epochs: int) -> None:
+        """Train ``epochs`` more epochs with the current config (``nlbsuite tune``'s ASHA
+        and PBT; see :func:`baselines.lfads.network.partial_fit`)."""
+        from baselines.lfads import network
+
+        self._in_threads(lambda model, d: network.partial_fit(model, d, epochs), data)
 
     def predict(self, data: PhaseData) -> Rates:
         require(hasattr(self, "_net"), "lfads: call fit() before predict()")

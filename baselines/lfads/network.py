@@ -6,6 +6,7 @@ state on it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ from torch.nn import functional as F
 from baselines.lfads import LFADS, LFADSConfig, ramp
 from nlbsuite.adapter import seed_everything
 from nlbsuite.data import PhaseData, Rates
-from nlbsuite.training import Schedule, split_trials, torch_device, train
+from nlbsuite.training import History, Schedule, split_trials, torch_device, train
 
 #: Sequences (trials x samples) per forward pass when sampling posteriors.
 PREDICT_SEQUENCES = 4096
@@ -178,7 +179,8 @@ def _training_arrays(model: LFADS, data: PhaseData) -> tuple[np.ndarray, ...]:
     return np.concatenate(inputs), np.concatenate(targets), np.concatenate(avail)
 
 
-def fit(model: LFADS, data: PhaseData) -> None:
+def _build(model: LFADS, data: PhaseData) -> torch.Generator:
+    """Seed, resolve the config, build the network on ``model``; returns the generator."""
     seed_everything(model.seed)
     cfg = model._cfg = model._resolved_config(data)
     device = torch_device(cfg.device)
@@ -189,8 +191,18 @@ def fit(model: LFADS, data: PhaseData) -> None:
     with torch.no_grad():  # start at each neuron's mean rate (log of mean count per bin)
         mean_count = data.train_spikes_full().mean(axis=(0, 1))
         net.readout.bias.copy_(torch.as_tensor(np.log(np.maximum(mean_count, 1e-3))))
-    model._net = net = net.to(device)
+    model._net = net.to(device)
+    return gen
 
+
+def _training(
+    model: LFADS, data: PhaseData, gen: torch.Generator, epoch0: int = 0
+) -> tuple[Callable, Callable | None, np.ndarray, int]:
+    """The loss (its ramps at epoch ``epoch0 + epoch``), validation, fitting trials and
+    batch size of one training call on ``model._net`` with ``model._cfg``."""
+    cfg, net = model._cfg, model._net
+    device = next(net.parameters()).device
+    n_in, _, n_obs, _ = model._sizes
     x_all, y_all, a_all = (
         torch.as_tensor(a, dtype=torch.float32, device=device)
         for a in _training_arrays(model, data)
@@ -207,6 +219,7 @@ def fit(model: LFADS, data: PhaseData) -> None:
     keep_p = 1.0 - cfg.cd_rate
 
     def loss_fn(batch: torch.Tensor, epoch: int) -> torch.Tensor:
+        epoch += epoch0
         x, y, avail = x_all[batch], y_all[batch], a_all[batch]
         kept = torch.rand(x.shape, generator=gen, device=device) < keep_p
         log_rates, ic_kl, co_kl = net(x * kept / keep_p, sample=True, generator=gen)
@@ -231,15 +244,10 @@ def fit(model: LFADS, data: PhaseData) -> None:
         nll = F.poisson_nll_loss(log_rates, valid_y, log_input=True, reduction="none")
         return float((nll * co_mask).sum() / (co_mask.sum() * len(valid_y)))
 
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
-    schedule = Schedule(
-        epochs=cfg.epochs, batch_size=batch_size, validate_every=cfg.val_every_epochs,
-        patience=cfg.patience_epochs, grad_clip=cfg.grad_clip,
-    )  # fmt: skip
-    history = train(
-        net, optimizer, loss_fn, fit_idx, schedule, shuffle=gen,
-        validate=valid_fn if len(valid_idx) else None, metric="valid_co_nll", desc="lfads",
-    )  # fmt: skip
+    return loss_fn, (valid_fn if len(valid_idx) else None), fit_idx, batch_size
+
+
+def _record(model: LFADS, history: History) -> None:
     model.history = history
     model.extras = {
         "best_epoch": history.best_epoch,
@@ -247,6 +255,58 @@ def fit(model: LFADS, data: PhaseData) -> None:
         "best_valid_co_nll": round(history.best_value, 6) if history.valid else None,
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def fit(model: LFADS, data: PhaseData) -> None:
+    gen = _build(model, data)
+    cfg, net = model._cfg, model._net
+    loss_fn, valid_fn, fit_idx, batch_size = _training(model, data, gen)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+    schedule = Schedule(
+        epochs=cfg.epochs, batch_size=batch_size, validate_every=cfg.val_every_epochs,
+        patience=cfg.patience_epochs, grad_clip=cfg.grad_clip,
+    )  # fmt: skip
+    history = train(
+        net, optimizer, loss_fn, fit_idx, schedule, shuffle=gen,
+        validate=valid_fn, metric="valid_co_nll", desc="lfads",
+    )  # fmt: skip
+    _record(model, history)
+
+
+def partial_fit(model: LFADS, data: PhaseData, epochs: int) -> None:
+    """Train ``epochs`` more epochs from the model's state (a new model: from the start),
+    with the current ``model.config`` (PBT changes ``lr``, ``dropout``, ``cd_rate`` and the
+    KL and L2 scales between calls): the optimizer's moments, the generator's state and the
+    epoch count (for the KL/L2 ramps) carry over; no early stopping, last weights kept."""
+    if getattr(model, "_steps", None) is None or not hasattr(model, "_net"):
+        gen = _build(model, data)
+        model._steps, model._opt_state = 0, None
+    else:
+        model._cfg = model._resolved_config(data)
+        device = next(model._net.parameters()).device
+        gen = torch.Generator(device=device)
+        gen.set_state(model._gen_state)
+        model._net.dropout.p = model._cfg.dropout
+    cfg, net = model._cfg, model._net
+    loss_fn, valid_fn, fit_idx, batch_size = _training(model, data, gen, model._steps)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+    if model._opt_state is not None:
+        optimizer.load_state_dict(model._opt_state)
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr
+    schedule = Schedule(
+        epochs=epochs, batch_size=batch_size, validate_every=epochs, grad_clip=cfg.grad_clip,
+        restore_best=False,
+    )  # fmt: skip
+    history = train(
+        net, optimizer, loss_fn, fit_idx, schedule, shuffle=gen,
+        validate=valid_fn, metric="valid_co_nll", desc="lfads",
+    )  # fmt: skip
+    model._steps += epochs
+    model._opt_state = optimizer.state_dict()
+    model._gen_state = gen.get_state()
+    _record(model, history)
+    model.extras["epochs_run"] = model._steps
 
 
 @torch.no_grad()

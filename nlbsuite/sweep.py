@@ -152,6 +152,20 @@ class SweepReport:
         return "\n".join(lines)
 
 
+def _load(spec: RunSpec) -> Any:
+    """The dataset of ``spec``: a registered name, or a tensor file in nlb_tools' h5
+    layout (a name ending in ``.h5``; dataset and bin width read from the file name)."""
+    from nlbsuite.datasets import load_dataset
+
+    if spec.dataset.endswith(".h5"):
+        if not Path(spec.dataset).exists():
+            raise UserError(f"{spec.dataset}: file not found", "datasets")
+        return load_dataset(
+            None, phase=spec.phase, bin_width_ms=spec.bin_width_ms, path=spec.dataset
+        )
+    return load_dataset(spec.dataset, phase=spec.phase, bin_width_ms=spec.bin_width_ms)
+
+
 def _config_fields(models: set[str]) -> dict[str, set[str]]:
     """Each model's config field names (a ``--set`` key applies to the models that have it)."""
     from nlbsuite.registry import get_model_class
@@ -256,7 +270,6 @@ def sweep(
     models and failure files beside it (:func:`~nlbsuite.runner.default_artifacts_dir`).
     Bad names, presets or config keys are a :class:`UserError` before Ray starts.
     """
-    from nlbsuite.datasets import load_dataset
     from nlbsuite.results import default_results_dir, record_path
     from nlbsuite.runner import default_artifacts_dir, make_model, plan_record, reusable, store
 
@@ -284,9 +297,7 @@ def sweep(
     for spec in specs:
         key = (spec.dataset, spec.bin_width_ms, spec.phase)
         if key not in data_of:
-            data_of[key] = load_dataset(
-                spec.dataset, phase=spec.phase, bin_width_ms=spec.bin_width_ms
-            )
+            data_of[key] = _load(spec)
         data = data_of[key]
         overrides = {k: v for k, v in spec.overrides if k in fields[spec.model]}
         adapter, preset, seed = make_model(spec.model, spec.preset, spec.seed, overrides)

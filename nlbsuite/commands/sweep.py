@@ -13,7 +13,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "on Ray (resumable)",
     )
     p.add_argument("--models", nargs="+", required=True, metavar="M", help="model names")
-    p.add_argument("--datasets", nargs="+", required=True, metavar="D", help="dataset names")
+    p.add_argument(
+        "--datasets",
+        nargs="+",
+        required=True,
+        metavar="D",
+        help="dataset names, or tensor files in nlb_tools' h5 layout (FILE.h5)",
+    )
     p.add_argument("--bins", nargs="+", type=int, metavar="MS", help="bin widths (5, 20)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S", help="model seeds")
     p.add_argument(

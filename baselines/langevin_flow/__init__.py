@@ -212,7 +212,8 @@ class LangevinFlow(ModelAdapter):
             hidden=32, ff_dim=128, lr=5e-3, batch_size=32, min_batches_per_epoch=32, epochs=40,
             kl_warmup_epochs=10, l2_warmup_epochs=10, cd_pass_rate=0.0, use_eval_heldin=True,
         ),
-        # CI: the cpu preset for 12 epochs (a fit of about a minute on 2 CPU cores).
+        # CI candidate: the cpu preset for 12 epochs (~54 s if epochs cost what the cpu
+        # record's did, 178 s / 40); not yet measured (benchmarks/bench_seed_models.py).
         "ci": dict(
             hidden=32, ff_dim=128, lr=5e-3, batch_size=32, min_batches_per_epoch=32, epochs=12,
             kl_warmup_epochs=4, l2_warmup_epochs=4, cd_pass_rate=0.0, use_eval_heldin=True,

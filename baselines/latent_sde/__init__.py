@@ -285,7 +285,9 @@ class LatentSDE(ModelAdapter):
             "n_samples": 4,
         },
         "cpu": {},
-        # CI: >= 90% of the Lorenz true-rate ceiling in <= 60 s of fitting on 2 CPU cores.
+        # CI candidate (target: >= 90% of the Lorenz true-rate ceiling with a fit <= 60 s on
+        # 2 CPU cores): the cpu preset for 20 epochs at a higher LR. Not yet measured on an
+        # idle machine (benchmarks/bench_seed_models.py --model latent_sde --preset ci).
         "ci": {"epochs": 20, "kl_warmup_epochs": 8, "lr": 1e-2, "eval_every": 4, "n_samples": 10},
         # The paper's model (paper_hybridgens/setup_model.jl): Stuart-Landau drift, posterior
         # MLP 64, prior rollouts for prediction, N(0, I) initial prior, AdamW 1e-3, 20

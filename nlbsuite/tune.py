@@ -246,7 +246,7 @@ def tune(
             failed.append(f"{result.path}: {str(result.error).splitlines()[-1][:200]}")
             continue
         record = ResultRecord.from_dict(json.loads(result.metrics["record"]), "trial")
-        record.extras["trial"] = Path(result.path).name
+        record.extras["trial"] = str(result.metrics.get("trial_id") or Path(result.path).name)
         write_result_file(study_dir / "trials" / f"{record.extras['trial']}.json", record.to_json())
         trials.append(record)
     if not trials:

@@ -384,7 +384,7 @@ def run(
 
 def run_seeds(
     model: str | ModelAdapter,
-    dataset: str | PhaseData = "lorenz",
+    dataset: str | PhaseData = DEFAULT_DATASET,
     seeds: Iterable[int] = (0,),
     phase: str = "val",
     *,

@@ -120,7 +120,7 @@ def _load(args: argparse.Namespace):  # -> PhaseData
         from nlbsuite.testphase import load_test_phase
 
         return load_test_phase(
-            None if args.dataset == "lorenz" else args.dataset,
+            None if args.dataset == DEFAULT_DATASET else args.dataset,
             args.bin_width_ms or 5,
             nwb=args.nwb,
             tensors=args.data,

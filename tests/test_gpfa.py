@@ -16,6 +16,12 @@ def test_nlb_settings_are_run_gpfas_default_dict():
     assert GPFA().settings("mc_rtt") == (36, 0.0, 0.0)
 
 
+def test_glm_alpha_is_nlbs_only_at_5_ms_else_cross_validated_unless_set():
+    assert GPFA().settings("mc_maze_small", 20) == (18, 0.01, None)
+    assert GPFA().settings("lorenz", 20)[2] is None
+    assert GPFA(GPFAConfig(glm_alpha=0.1)).settings("mc_maze_small", 20)[2] == 0.1
+
+
 def test_count_arrays_give_elephants_spike_train_result():
     """fit_gpfa on counts equals elephant's GPFA.fit_transform on the neo spike trains
     NLB's run_gpfa.py builds (spike times at bin starts, one per count)."""
@@ -91,4 +97,7 @@ def test_gpfa_passes_the_conformance_check_and_beats_the_null_on_lorenz(tiny_lor
     assert runs[0].eval_rates_heldin_forward.shape == (8, 5, 22)
     scores = evaluate(tiny_lorenz, runs[0])
     assert 0.02 < scores["co-bps"] < scores["ceiling co-bps"]
-    assert model.extras == {"latent_dim": 3, "ridge_alpha": 0.01, "glm_alpha": 0.0}
+    cv = model.extras["cv"]
+    assert model.extras["chosen_by"] == "cv" and len(cv["co_bps"]) == len(cv["glm_alphas"])
+    assert model.extras["glm_alpha"] == cv["glm_alphas"][int(np.argmax(cv["co_bps"]))]
+    assert (model.extras["latent_dim"], model.extras["ridge_alpha"]) == (3, 0.01)

@@ -299,7 +299,8 @@ class GPFA(ModelAdapter):
         np.random.seed(self.seed % 2**32)  # elephant cuts trials into segments at random
         self._gpfa = fit_gpfa(data.train_spikes_heldin, data.bin_width_ms, cfg, dim)
         self._latents: dict[str, np.ndarray] = {}
-        train, evals = self.latents(data.train_spikes_heldin), self.latents(data.eval_spikes_heldin)
+        train = self.latents(data.train_spikes_heldin).reshape(-1, dim)
+        evals = self.latents(data.eval_spikes_heldin).reshape(-1, dim)
         if glm_alpha is None:
             scores = cross_validate_glm_alpha(
                 train.reshape(len(data.train_spikes_heldin), -1, dim),
@@ -338,12 +339,11 @@ class GPFA(ModelAdapter):
         self._n_params += 0 if self._forward is None else self._forward.size
 
     def latents(self, spikes: np.ndarray) -> np.ndarray:
-        """(trial * time, latent) GPFA latents of (trial, time, neuron) held-in spikes,
+        """(trial, time, latent) GPFA latents of (trial, time, neuron) held-in spikes,
         remembered for the arrays seen in ``fit`` (inference is deterministic)."""
         key = hashlib.blake2b(spikes.tobytes(), digest_size=16).hexdigest() + str(spikes.shape)
         if key not in self._latents:
-            latents = self._gpfa.latents(spikes)
-            self._latents[key] = latents.reshape(-1, latents.shape[2])
+            self._latents[key] = self._gpfa.latents(spikes)
         return self._latents[key]
 
     @fixed_threads
@@ -353,7 +353,8 @@ class GPFA(ModelAdapter):
             ("train", data.train_spikes_heldin),
             ("eval", data.eval_spikes_heldin),
         ):
-            heldin, heldout = self._readout.rates(self.latents(spikes))
+            latents = self.latents(spikes)
+            heldin, heldout = self._readout.rates(latents.reshape(-1, latents.shape[2]))
             out[f"{part}_rates_heldin"] = heldin.reshape(*spikes.shape[:2], -1)
             out[f"{part}_rates_heldout"] = heldout.reshape(*spikes.shape[:2], -1)
         return with_forward(Rates(**out), self._forward, data)

@@ -51,6 +51,8 @@ from nlbsuite.adapter import resolve_device
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from nlbsuite.data import PhaseData
+
 #: The one sample-averaging rule of the suite: average rates (expected counts), see above.
 SAMPLE_AVERAGING = "mean of rates"
 
@@ -93,6 +95,29 @@ def torch_device(device: str = "auto") -> torch.device:
     import torch
 
     return torch.device(resolve_device(device))
+
+
+def training_arrays(
+    data: PhaseData, use_eval_heldin: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Held-in inputs (trial, T, n_in), full targets and their availability masks
+    (trial, T + F, n_in + n_out) for models that learn from every train entry.
+
+    Train trials have every target; with ``use_eval_heldin`` the eval trials are appended
+    with only their observed held-in spikes available (the rest masked out).
+    """
+    full = data.train_spikes_full()
+    inputs, targets, masks = [data.train_spikes_heldin], [full], [np.ones_like(full)]
+    if use_eval_heldin:
+        ev = data.eval_spikes_heldin
+        target = np.zeros((ev.shape[0], *full.shape[1:]))
+        target[:, : data.n_bins, : data.n_heldin] = ev
+        mask = np.zeros_like(target)
+        mask[:, : data.n_bins, : data.n_heldin] = 1.0
+        inputs.append(ev)
+        targets.append(target)
+        masks.append(mask)
+    return np.concatenate(inputs), np.concatenate(targets), np.concatenate(masks)
 
 
 def ramp(epoch: int, n_epochs: int) -> float:

@@ -23,6 +23,7 @@ from nlbsuite.training import (
     split_trials,
     torch_device,
     train,
+    training_arrays,
 )
 
 
@@ -161,32 +162,6 @@ class LangevinFlowNet(nn.Module):
 # ----------------------------------------------------------------------------------------
 
 
-def _training_arrays(
-    model: LangevinFlow, data: PhaseData
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Held-in inputs (trial, T, n_in), targets and target masks (trial, T + F, n_out).
-
-    Train trials have every target; eval trials (when ``use_eval_heldin``) only their
-    observed held-in spikes.
-    """
-    cfg = model._cfg
-    full = data.train_spikes_full()
-    inputs = [data.train_spikes_heldin]
-    targets = [full]
-    masks = [np.ones_like(full)]
-    if cfg.use_eval_heldin:
-        ev = data.eval_spikes_heldin
-        n_eval = ev.shape[0]
-        target = np.zeros((n_eval, *full.shape[1:]))
-        target[:, : data.n_bins, : data.n_heldin] = ev
-        mask = np.zeros_like(target)
-        mask[:, : data.n_bins, : data.n_heldin] = 1.0
-        inputs.append(ev)
-        targets.append(target)
-        masks.append(mask)
-    return np.concatenate(inputs), np.concatenate(targets), np.concatenate(masks)
-
-
 def fit(model: LangevinFlow, data: PhaseData) -> None:
     """Train with :func:`nlbsuite.training.train`; keep the checkpoint with the lowest
     validation NLL (train trials held out here)."""
@@ -204,7 +179,7 @@ def fit(model: LangevinFlow, data: PhaseData) -> None:
 
     x_all, y_all, m_all = (
         torch.as_tensor(a, dtype=torch.float32, device=device)
-        for a in _training_arrays(model, data)
+        for a in training_arrays(data, cfg.use_eval_heldin)
     )
     n_train = data.train_spikes_heldin.shape[0]
     fit_idx, valid_idx = split_trials(n_train, cfg.valid_fraction, np.random.default_rng(model.seed))

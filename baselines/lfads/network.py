@@ -16,7 +16,14 @@ from torch.nn import functional as F
 from baselines.lfads import LFADS, LFADSConfig, ramp
 from nlbsuite.adapter import seed_everything
 from nlbsuite.data import PhaseData, Rates
-from nlbsuite.training import History, Schedule, split_trials, torch_device, train
+from nlbsuite.training import (
+    History,
+    Schedule,
+    split_trials,
+    torch_device,
+    train,
+    training_arrays,
+)
 
 #: Sequences (trials x samples) per forward pass when sampling posteriors.
 PREDICT_SEQUENCES = 4096
@@ -161,24 +168,6 @@ class LFADSNet(nn.Module):
         return pen
 
 
-def _training_arrays(model: LFADS, data: PhaseData) -> tuple[np.ndarray, ...]:
-    """Held-in inputs (trial, T, n_in), full targets and availability masks
-    (trial, T + F, n_in + n_out); eval trials (``use_eval_heldin``) add their held-in
-    spikes as targets."""
-    full = data.train_spikes_full()
-    inputs, targets, avail = [data.train_spikes_heldin], [full], [np.ones_like(full)]
-    if model._cfg.use_eval_heldin:
-        ev = data.eval_spikes_heldin
-        target = np.zeros((ev.shape[0], *full.shape[1:]))
-        target[:, : data.n_bins, : data.n_heldin] = ev
-        mask = np.zeros_like(target)
-        mask[:, : data.n_bins, : data.n_heldin] = 1.0
-        inputs.append(ev)
-        targets.append(target)
-        avail.append(mask)
-    return np.concatenate(inputs), np.concatenate(targets), np.concatenate(avail)
-
-
 def _build(model: LFADS, data: PhaseData) -> torch.Generator:
     """Seed, resolve the config, build the network on ``model``; returns the generator."""
     seed_everything(model.seed)
@@ -205,7 +194,7 @@ def _training(
     n_in, _, n_obs, _ = model._sizes
     x_all, y_all, a_all = (
         torch.as_tensor(a, dtype=torch.float32, device=device)
-        for a in _training_arrays(model, data)
+        for a in training_arrays(data, cfg.use_eval_heldin)
     )
     n_train = data.train_spikes_heldin.shape[0]
     fit_idx, valid_idx = split_trials(

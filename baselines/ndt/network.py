@@ -16,7 +16,7 @@ from torch.nn import functional as F
 from baselines.ndt import NDT, NDTConfig
 from nlbsuite.adapter import seed_everything
 from nlbsuite.data import PhaseData, Rates
-from nlbsuite.training import Schedule, split_trials, torch_device, train
+from nlbsuite.training import Schedule, split_trials, torch_device, train, training_arrays
 
 
 def context_mask(n_bins: int, forward: int, backward: int) -> torch.Tensor:
@@ -180,24 +180,6 @@ class NDTNet(nn.Module):
 # ----------------------------------------------------------------------------------------
 
 
-def _training_arrays(model: NDT, data: PhaseData) -> tuple[np.ndarray, ...]:
-    """Held-in inputs (trial, T, n_in), full targets and their availability masks
-    (trial, T + F, n_in + n_out). Eval trials (``use_eval_heldin``) add only their
-    observed held-in spikes as targets."""
-    full = data.train_spikes_full()
-    inputs, targets, avail = [data.train_spikes_heldin], [full], [np.ones_like(full)]
-    if model._cfg.use_eval_heldin:
-        ev = data.eval_spikes_heldin
-        target = np.zeros((ev.shape[0], *full.shape[1:]))
-        target[:, : data.n_bins, : data.n_heldin] = ev
-        mask = np.zeros_like(target)
-        mask[:, : data.n_bins, : data.n_heldin] = 1.0
-        inputs.append(ev)
-        targets.append(target)
-        avail.append(mask)
-    return np.concatenate(inputs), np.concatenate(targets), np.concatenate(avail)
-
-
 def span_probability(step: int, start: int, end: int) -> float:
     """Probability of masking spans at ``step``: 0 before ``start``, 1 after ``end``,
     linear between (NDT's span ramp)."""
@@ -248,7 +230,7 @@ def fit(model: NDT, data: PhaseData) -> None:
 
     x_all, y_all, a_all = (
         torch.as_tensor(a, dtype=torch.float32, device=device)
-        for a in _training_arrays(model, data)
+        for a in training_arrays(data, cfg.use_eval_heldin)
     )
     n_train = data.train_spikes_heldin.shape[0]
     fit_idx, valid_idx = split_trials(

@@ -36,3 +36,15 @@ def mc_maze_small_test_nwb() -> Path:
     if not MC_MAZE_SMALL_TEST_NWB.exists():
         pytest.skip(f"real data not found at {MC_MAZE_SMALL_TEST_NWB}")
     return MC_MAZE_SMALL_TEST_NWB
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a test module (``pytestmark = usefixtures(...)``): tiny models
+    gain nothing from threads, and oversubscribed shared CPUs lose a lot."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

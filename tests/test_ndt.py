@@ -26,13 +26,7 @@ from nlbsuite.data import PhaseData  # noqa: E402
 from nlbsuite.errors import UserError  # noqa: E402
 from nlbsuite.testing import check_adapter  # noqa: E402
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module", params=[NDT, STNDT], ids=["ndt", "stndt"])

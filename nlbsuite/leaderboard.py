@@ -1,7 +1,10 @@
 """The leaderboard, generated from result records (never edited by hand).
 
 One table per dataset key and phase: a row per run key (:class:`~nlbsuite.results.RunKey`:
-model, preset, config hash on that dataset phase), each metric as mean ± std over seeds, the
+model, preset, config hash on that dataset phase) and model code (records whose code
+fingerprints differ are never averaged together: a row's seeds ran the same code, and rows
+of one run key that differ only in code are labelled ``code <sha8>``), each metric as
+mean ± std over seeds, the
 best mean per metric in bold (direction from :data:`nlbsuite.catalog.METRICS`). Written
 as ``README.md`` (markdown via tabulate) and ``leaderboard.csv`` next to the results folder.
 """
@@ -32,6 +35,7 @@ class Row:
     config_hash: str
     seeds: list[int]
     config: dict
+    code_fingerprint: str
     n_parameters: int
     fit_seconds: float
     metrics: dict[str, tuple[float, float]]  # name -> (mean, std over seeds)
@@ -44,13 +48,14 @@ def metric_order(names: set[str]) -> list[str]:
 
 
 def aggregate(records: list[ResultRecord]) -> dict[GroupKey, list[Row]]:
-    """One row per run key (over seeds), grouped in tables by (dataset key, phase)."""
-    by_key: dict[RunKey, list[ResultRecord]] = defaultdict(list)
+    """One row per run key and code fingerprint (over seeds), grouped in tables by
+    (dataset key, phase)."""
+    by_key: dict[tuple[RunKey, str], list[ResultRecord]] = defaultdict(list)
     for rec in records:
-        by_key[rec.run_key].append(rec)
+        by_key[(rec.run_key, rec.code_fingerprint)].append(rec)
     tables: dict[GroupKey, list[Row]] = defaultdict(list)
-    for key in sorted(by_key, key=lambda k: (k.dataset_key, k.phase, k)):
-        recs = by_key[key]
+    for key, code in sorted(by_key, key=lambda k: (k[0].dataset_key, k[0].phase, k)):
+        recs = by_key[(key, code)]
         names = {m for r in recs for m in r.metrics}
         stats = {}
         for name in names:
@@ -63,6 +68,7 @@ def aggregate(records: list[ResultRecord]) -> dict[GroupKey, list[Row]]:
                 key.config_hash,
                 sorted(r.seed for r in recs),
                 recs[0].config,
+                code,
                 max(r.n_parameters for r in recs),
                 float(np.mean([r.fit_seconds for r in recs])),
                 stats,
@@ -93,7 +99,8 @@ def _fmt(mean: float, std: float, n: int) -> str:
 
 def config_labels(rows: list[Row]) -> dict[int, str]:
     """For rows sharing a model and preset: the config fields in which they differ
-    (``drift=neural``), so variants are told apart; "" for a row alone."""
+    (``drift=neural``), so variants are told apart, and ``code <sha8>`` where one
+    configuration has rows from different model code; "" for a row alone."""
     labels: dict[int, str] = {}
     by_model: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for r in rows:
@@ -101,8 +108,14 @@ def config_labels(rows: list[Row]) -> dict[int, str]:
     for group in by_model.values():
         keys = sorted({k for r in group for k in r.config})
         differ = [k for k in keys if len({repr(r.config.get(k)) for r in group}) > 1]
+        n_codes = defaultdict(set)
         for r in group:
-            labels[id(r)] = ", ".join(f"{k}={r.config.get(k)}" for k in differ)
+            n_codes[r.config_hash].add(r.code_fingerprint)
+        for r in group:
+            parts = [f"{k}={r.config.get(k)}" for k in differ]
+            if len(n_codes[r.config_hash]) > 1:
+                parts.append(f"code {r.code_fingerprint[:8] or 'unknown'}")
+            labels[id(r)] = ", ".join(parts)
     return labels
 
 

@@ -85,3 +85,16 @@ def test_compare_cli_exit_codes_and_one_side_rows(tmp_path, capsys):
     _write(tmp_path / "worse", [_rec("rank8", 0.38)])
     assert main(["compare", str(tmp_path / "base"), str(tmp_path / "worse")]) == 1
     assert "REGRESSION" in capsys.readouterr().out
+
+
+def test_seeds_of_different_model_code_are_never_averaged():
+    """A row's mean ± std is over records of one code fingerprint: seed 0 from older code and
+    seeds 1, 2 from the current code are two rows, labelled by their code."""
+    old, new1, new2 = record("a", 0, 0.1), record("a", 1, 0.3), record("a", 2, 0.5)
+    old.code_fingerprint, new1.code_fingerprint, new2.code_fingerprint = "0ld" * 4, "n3w" * 4, "n3w" * 4
+    rows = aggregate([old, new1, new2])[("lorenz_20", "val")]
+    got = sorted((r.code_fingerprint, r.seeds, r.metrics["co-bps"][0]) for r in rows)
+    assert got == [("0ld" * 4, [0], 0.1), ("n3w" * 4, [1, 2], pytest.approx(0.4))]
+    md = render_markdown({("lorenz_20", "val"): rows})
+    assert "code 0ld0ld0l" in md and "code n3wn3wn3" in md
+    assert "0.4000 ± 0.1000" in md

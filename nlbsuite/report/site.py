@@ -153,7 +153,8 @@ def make_tables(records: list[ResultRecord]) -> list[Table]:
             recs = sorted(
                 (r for k, rs in by_key.items() for r in rs if k.dataset_key == key
                  and k.phase == phase and (k.model, k.preset, k.config_hash)
-                 == (row.model, row.preset, row.config_hash)),
+                 == (row.model, row.preset, row.config_hash)
+                 and r.code_fingerprint == row.code_fingerprint),
                 key=lambda r: r.seed,
             )
             table.records[id(row)] = recs

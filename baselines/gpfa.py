@@ -32,6 +32,12 @@ the smoothing sweep's top). Unlike NLB's sweep, GPFA is fit once on all train tr
 only the readout is refit per fold (GPFA sees held-in spikes only; the scored neurons are
 held out). The choice and the scores are in the record's ``extras``.
 
+The seed (``np.random.seed``) only reaches elephant's EM through ``cut_trials``, which fits
+on 20-bin segments overlapping by random amounts when a trial is not a multiple of 20 bins
+long and needs three or more segments; its factor-analysis start is seeded (0). So trials
+of 140 bins (MC_Maze 5 ms) or 35 bins (20 ms: two segments, the overlap fixed) give the
+same fit for every seed; 50-bin Lorenz trials do not.
+
 Elephant is fed the count arrays directly (the ``(T, y)`` sequences its ``GPFA.fit`` builds
 from neo spike trains), skipping one neo object per trial and neuron; the test suite proves
 the result equal to ``GPFA.fit_transform`` on spike trains.

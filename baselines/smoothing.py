@@ -123,6 +123,9 @@ def fit_poisson_batch(
     run on the summed objectives (they are independent), preconditioned by the Cholesky
     factor of the features' second moments and each output's mean count, so that it
     converges in tens of iterations where per-neuron solvers take hundreds.
+
+    Not the models' readout (that is :func:`fit_poisson_glms`, NLB's early-stopped fit,
+    which differs at small alphas); ``benchmarks/bench_gpfa.py --readout`` compares the two.
     """
     from scipy import optimize
     from threadpoolctl import threadpool_limits
@@ -205,14 +208,16 @@ def cross_validate_smoothing(
     kern_sds_ms: tuple[float, ...],
     alphas: tuple[float, ...],
     n_folds: int = 5,
+    max_iter: int = 500,
 ) -> SmoothingCV:
     """Score every (kernel sd, alpha) by ``n_folds``-fold CV over trials, as nlb_tools'
     ``smoothing_cv_sweep.py``: fold k holds out trials k, k + n_folds, ...; the GLMs fit
     on the other trials; the score is the left-out trials' held-out co-bps, averaged over
     folds. ``heldin``, ``heldout``: (trial, time, neuron) train spikes.
 
-    Each kernel's smoothing is done once for all folds; alphas run from the largest down,
-    each fit warm-started from the same alpha's previous fold or the previous alpha.
+    The GLMs are fit by :func:`fit_poisson_glms`, the fitter the model ships (NLB's
+    early-stopped per-neuron ``PoissonRegressor``), so each cell scores exactly the readout
+    that alpha would give; each kernel's smoothing is done once for all folds and alphas.
     """
     from tqdm import tqdm
 
@@ -225,26 +230,22 @@ def cross_validate_smoothing(
     )
     start = time.perf_counter()
     fold = np.arange(n_trials) % n_folds
-    order = np.argsort(alphas)[::-1]
     scores = np.zeros((len(kern_sds_ms), len(alphas), n_folds))
     steps = tqdm(
-        total=len(kern_sds_ms) * n_folds, desc="smoothing CV", unit="fit", leave=False, disable=None
+        total=scores.size, desc="smoothing CV", unit="fit", leave=False, disable=None
     )
     for i, sd in enumerate(kern_sds_ms):
         x = log_smoothed(heldin, sd, bin_width_ms)
-        warm: dict[int, np.ndarray] = {}
         for k in range(n_folds):
             train, test = fold != k, fold == k
             x_tr = x[train].reshape(-1, x.shape[2])
             y_tr = heldout[train].reshape(-1, heldout.shape[2])
             x_te = x[test].reshape(-1, x.shape[2])
-            theta = None
-            for j in order:
-                theta = fit_poisson_batch(x_tr, y_tr, alphas[j], init=warm.get(j, theta))
-                warm[j] = theta
-                rates = predict_poisson_batch(theta, x_te).reshape(heldout[test].shape)
+            for j, alpha in enumerate(alphas):
+                glms = fit_poisson_glms(x_tr, y_tr, alpha, max_iter)
+                rates = predict_poisson_glms(glms, x_te).reshape(heldout[test].shape)
                 scores[i, j, k] = bits_per_spike(rates, heldout[test])
-            steps.update()
+                steps.update()
     steps.close()
     return SmoothingCV(
         tuple(kern_sds_ms), tuple(alphas), scores.mean(axis=2), time.perf_counter() - start
@@ -289,6 +290,7 @@ class Smoothing(ModelAdapter):
                 tuple(cfg.cv_kern_sds_ms) if sd is None else (sd,),
                 tuple(cfg.cv_alphas) if alpha is None else (alpha,),
                 cfg.cv_folds,
+                cfg.max_iter,
             )
             how = "cv"
             sd, alpha = cv.best

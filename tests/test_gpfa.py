@@ -50,6 +50,20 @@ def test_count_arrays_give_elephants_spike_train_result():
     np.testing.assert_allclose(ours, np.stack([x.T for x in ref]), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize(("n_bins", "same"), [(40, True), (35, True), (50, False)])
+def test_the_seed_matters_only_where_elephant_cuts_random_overlaps(n_bins, same):
+    """Elephant fits on 20-bin segments; only a trial needing 3+ segments with a leftover
+    gets random overlaps, so 40- and 35-bin trials fit alike for every seed, 50-bin do not."""
+    rng = np.random.default_rng(1)
+    latent = np.sin(np.linspace(0, 6, n_bins))[None, :, None] * rng.normal(size=(10, 1, 1))
+    spikes = rng.poisson(np.exp(latent * rng.normal(size=6) - 0.5)).astype(float)
+    fits = []
+    for seed in (0, 1):
+        np.random.seed(seed)
+        fits.append(fit_gpfa(spikes, 5, GPFAConfig(em_max_iters=5), 2).latents(spikes))
+    assert np.array_equal(fits[0], fits[1]) == same
+
+
 def _nlb_readout(train_f, eval_f, train_in, eval_in, train_out, alpha1, alpha2):
     """NLB run_gpfa.py's fit_rectlin(..., eval_spikes_heldin_s) then fit_poisson(...), as
     written there (per-neuron PoissonRegressor, max_iter 500, x5 while not converged)."""

@@ -134,7 +134,7 @@ class NDTNet(nn.Module):
             self.embedder = nn.Identity()
         self.scale = math.sqrt(self.width)
         if cfg.learnable_position:
-            self.position = nn.Parameter(0.02 * torch.randn(n_bins, self.width))
+            self.position = nn.Parameter(torch.randn(n_bins, self.width))  # nn.Embedding init
         else:
             self.register_buffer("position", sinusoidal_positions(n_bins, self.width))
         self.embed_dropout = nn.Dropout(cfg.dropout_embedding)

@@ -107,7 +107,7 @@ class STNDTNet(nn.Module):
         self.spatial_embedder = nn.Linear(n_bins, n_bins)
         self.scale, self.spatial_scale = math.sqrt(self.width), math.sqrt(n_bins)
         if cfg.learnable_position:
-            self.position = nn.Parameter(0.02 * torch.randn(n_bins, self.width))
+            self.position = nn.Parameter(torch.randn(n_bins, self.width))  # nn.Embedding init
         else:
             self.register_buffer("position", sinusoidal_positions(n_bins, self.width))
         self.register_buffer("spatial_position", sinusoidal_positions(self.width, n_bins))

@@ -119,8 +119,23 @@ def config_labels(rows: list[Row]) -> dict[int, str]:
     return labels
 
 
-def table_markdown(rows: list[Row]) -> str:
-    """One dataset's table as GitHub markdown; best value per metric in bold."""
+def current_code() -> dict[str, str]:
+    """Registered model name -> the code fingerprint its source has now (not imported)."""
+    from nlbsuite.provenance import source_fingerprint
+    from nlbsuite.registry import model_entries
+
+    return {name: source_fingerprint(target) for name, target in model_entries().items()}
+
+
+def is_older_code(row: Row, current: dict[str, str] | None) -> bool:
+    """Whether ``row`` ran code other than its registered model's current code."""
+    now = (current or {}).get(row.model, "")
+    return bool(now) and row.code_fingerprint != now
+
+
+def table_markdown(rows: list[Row], current: dict[str, str] | None = None) -> str:
+    """One dataset's table as GitHub markdown; best value per metric in bold; models whose
+    row ran older code than ``current`` (model -> fingerprint) marked with a dagger."""
     metrics = metric_order({m for r in rows for m in r.metrics})
     labels = config_labels(rows)
     best = {m: _best(rows, m) for m in metrics}
@@ -136,7 +151,7 @@ def table_markdown(rows: list[Row]) -> str:
             cells.append(f"**{text}**" if best[m] is not None and mean == best[m] else text)
         body.append(
             [
-                r.model,
+                f"{r.model} †" if is_older_code(r, current) else r.model,
                 r.preset,
                 labels[id(r)],
                 len(r.seeds),
@@ -149,7 +164,9 @@ def table_markdown(rows: list[Row]) -> str:
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def render_markdown(tables: dict[GroupKey, list[Row]]) -> str:
+def render_markdown(
+    tables: dict[GroupKey, list[Row]], current: dict[str, str] | None = None
+) -> str:
     parts = [
         "# nlbsuite leaderboard",
         "",
@@ -158,12 +175,19 @@ def render_markdown(tables: dict[GroupKey, list[Row]]) -> str:
         "value per metric (lower is better for `tp corr`, higher for the others). `rate R2` and "
         "`ceiling co-bps` exist only where true rates are known (Lorenz).",
     ]
+    if any(is_older_code(r, current) for rows in tables.values() for r in rows):
+        parts += [
+            "",
+            "† the row's runs used an older version of the model's code than the current "
+            "one (`code_fingerprint` in its records); `nlbsuite run` refits it with the "
+            "current code.",
+        ]
     for (key, phase), rows in tables.items():
-        parts += ["", f"## {key} ({phase} phase)", "", table_markdown(rows)]
+        parts += ["", f"## {key} ({phase} phase)", "", table_markdown(rows, current)]
     return "\n".join(parts) + "\n"
 
 
-def render_csv(tables: dict[GroupKey, list[Row]]) -> str:
+def render_csv(tables: dict[GroupKey, list[Row]], current: dict[str, str] | None = None) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(
@@ -173,6 +197,8 @@ def render_csv(tables: dict[GroupKey, list[Row]]) -> str:
             "model",
             "preset",
             "config_hash",
+            "code_fingerprint",
+            "current_code",
             "seeds",
             "n_parameters",
             "fit_seconds",
@@ -192,6 +218,8 @@ def render_csv(tables: dict[GroupKey, list[Row]]) -> str:
                         r.model,
                         r.preset,
                         r.config_hash,
+                        r.code_fingerprint,
+                        "" if not (current or {}).get(r.model) else int(not is_older_code(r, current)),
                         len(r.seeds),
                         r.n_parameters,
                         f"{r.fit_seconds:.3f}",
@@ -215,6 +243,7 @@ def write_leaderboard(results_dir: str | Path, out_dir: str | Path | None = None
     md = out / "README.md"
     with results_lock(results_dir):
         tables = aggregate(load_records(results_dir))
-        write_result_file(md, render_markdown(tables))
-        write_result_file(out / "leaderboard.csv", render_csv(tables))
+        current = current_code()
+        write_result_file(md, render_markdown(tables, current))
+        write_result_file(out / "leaderboard.csv", render_csv(tables, current))
     return md

@@ -67,14 +67,38 @@ def code_fingerprint(cls: type) -> str:
     file = getattr(module, "__file__", None)
     if not file:
         return ""
-    path = Path(file).resolve()
     parts = cls.__module__.split(".")
     package = sys.modules.get(".".join(parts[:2])) if parts[0] == "baselines" else None
-    package_init = Path(getattr(package, "__file__", None) or "")
+    return _fingerprint(Path(file), Path(getattr(package, "__file__", None) or ""))
+
+
+def source_fingerprint(target: str) -> str:
+    """The :func:`code_fingerprint` that the class at ``target`` (``"module:attr"``, a
+    registry entry) has now, read from its source files without importing the module (its
+    parent packages are imported, as for any module lookup). "" when it cannot be found."""
+    import importlib.util
+
+    module_name = target.partition(":")[0]
+    parts = module_name.split(".")
+    try:
+        spec = importlib.util.find_spec(module_name)
+        package = importlib.util.find_spec(".".join(parts[:2])) if parts[0] == "baselines" else None
+    except (ImportError, ValueError):
+        return ""
+    if spec is None or not spec.has_location or not spec.origin:
+        return ""
+    package_init = Path(package.origin) if package is not None and package.origin else Path("")
+    return _fingerprint(Path(spec.origin), package_init)
+
+
+def _fingerprint(file: Path, package_init: Path) -> str:
+    """sha256 over ``file``, or over every ``.py`` file of the package whose ``__init__.py``
+    is ``package_init`` (when it is one)."""
     if package_init.name == "__init__.py":  # baselines/<model>/ is a package: all of it
         root = package_init.resolve().parent
         files = sorted(root.rglob("*.py"))
     else:
+        path = file.resolve()
         root, files = path.parent, [path]
     h = hashlib.sha256()
     for f in files:

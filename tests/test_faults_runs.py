@@ -20,7 +20,13 @@ import pytest
 
 from nlbsuite.cli import main
 from nlbsuite.errors import UserError
-from nlbsuite.leaderboard import aggregate, render_csv, render_markdown, write_leaderboard
+from nlbsuite.leaderboard import (
+    aggregate,
+    current_code,
+    render_csv,
+    render_markdown,
+    write_leaderboard,
+)
 from nlbsuite.results import load_records
 from nlbsuite.runner import run
 
@@ -105,7 +111,7 @@ def _assert_nothing_partial(results: Path) -> None:
         path = results.parent / name
         if path.exists():  # written after the record: complete and current
             assert path.read_text() == (render_markdown if name == "README.md" else render_csv)(
-                aggregate(records)
+                aggregate(records), current_code()
             )
     leftovers = [p.name for p in results.parent.rglob("*") if p.is_file()]
     expected = {"README.md", "leaderboard.csv", ".lock"}
@@ -210,9 +216,9 @@ def test_two_writers_lose_no_record_and_leave_a_complete_leaderboard(tmp_path):
     assert [p.returncode for p in procs] == [0, 0], outs
     records = load_records(results)
     assert sorted(r.seed for r in records) == [0, 1, 2, 3, 4, 5]  # none lost
-    tables = aggregate(records)
-    assert (tmp_path / "README.md").read_text() == render_markdown(tables)
-    assert (tmp_path / "leaderboard.csv").read_text() == render_csv(tables)
+    tables, current = aggregate(records), current_code()
+    assert (tmp_path / "README.md").read_text() == render_markdown(tables, current)
+    assert (tmp_path / "leaderboard.csv").read_text() == render_csv(tables, current)
     print("\n2 processes, 6 records and 6 leaderboard writes at once: none lost")
 
 

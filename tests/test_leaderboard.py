@@ -98,3 +98,23 @@ def test_seeds_of_different_model_code_are_never_averaged():
     md = render_markdown({("lorenz_20", "val"): rows})
     assert "code 0ld0ld0l" in md and "code n3wn3wn3" in md
     assert "0.4000 ± 0.1000" in md
+
+
+def test_rows_from_older_model_code_are_marked(tmp_path):
+    """A record whose code fingerprint is not the registered model's current source is marked
+    with a dagger (and current_code 0 in the csv); one from the current code is not."""
+    from nlbsuite.leaderboard import current_code, write_leaderboard
+    from nlbsuite.provenance import code_fingerprint
+    from nlbsuite.registry import get_model_class
+
+    now = current_code()
+    assert now["mean_rate"] == code_fingerprint(get_model_class("mean_rate"))
+    fresh, stale = record("mean_rate", 0, 0.2), record("smoothing", 0, 0.3)
+    fresh.code_fingerprint, stale.code_fingerprint = now["mean_rate"], "f" * 64
+    _write(tmp_path / "results", [fresh, stale])
+    md = write_leaderboard(tmp_path / "results").read_text()
+    assert "| smoothing †" in md and "| mean_rate " in md and "mean_rate †" not in md
+    assert "† the row's runs used an older version" in md
+    csv_rows = (tmp_path / "leaderboard.csv").read_text().splitlines()
+    assert any(line.startswith("lorenz_20,val,smoothing,cpu,abc," + "f" * 64 + ",0,") for line in csv_rows)
+    assert any(line.startswith(f"lorenz_20,val,mean_rate,cpu,abc,{now['mean_rate']},1,") for line in csv_rows)

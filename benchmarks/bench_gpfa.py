@@ -1,10 +1,16 @@
 """GPFA fit time and peak memory against the number of train trials (not run by pytest).
 
 A synthetic session in MC_Maze's 5 ms shape (trials x 140 bins x 137 held-in + 45 held-out
-neurons, Poisson counts from 8 smooth latents) is fit once per trial count, each in a fresh
-process so that its peak resident memory is its own::
+neurons, 40 forward bins, Poisson counts from 8 smooth latents), named ``mc_maze`` so the
+model takes NLB's MC_Maze settings (52 latents, ridge alpha 0.01, GLM alpha 0), is fit once
+per trial count, each in a fresh process so that its peak resident memory is its own::
 
-    python benchmarks/bench_gpfa.py --trials 50 100 200 --em-iters 20 [--latent-dim 52]
+    python benchmarks/bench_gpfa.py --trials 100 200 400 800 --em-iters 3
+
+Per row: the whole ``fit`` (factor-analysis start, ``--em-iters`` EM iterations, latents,
+readout), the mean seconds per EM iteration (elephant's ``fit_info``), and the peak RSS.
+``--extrapolate N`` adds a least-squares line through the rows (seconds and MiB against
+trials) evaluated at N trials with the cpu (100) and paper (500) EM iterations.
 
 ``--readout FILE.h5`` instead fits GPFA once to a real val tensor file (NLB's latent dim for
 the dataset) and scores held-out readouts from the same latents: the exact minimiser of the
@@ -38,7 +44,7 @@ def synthetic_session(n_trials: int, seed: int = 0) -> object:
     spikes = rng.poisson(np.exp(log_rates)).astype(float)
     train, evals = spikes[:n_trials], spikes[n_trials:]
     return PhaseData(
-        dataset="synthetic_mc_maze",
+        dataset="mc_maze",
         bin_width_ms=5,
         phase="val",
         train_spikes_heldin=train[:, :140, :137],
@@ -49,21 +55,47 @@ def synthetic_session(n_trials: int, seed: int = 0) -> object:
     )
 
 
-def one(n_trials: int, em_iters: int, latent_dim: int) -> dict[str, float]:
+def one(n_trials: int, em_iters: int) -> dict[str, float]:
+    from elephant.gpfa import gpfa_core
+
     from baselines.gpfa import GPFA
 
     data = synthetic_session(n_trials)
-    model = GPFA(GPFA.make_config("paper", {"em_max_iters": em_iters, "latent_dim": latent_dim}))
+    model = GPFA(GPFA.make_config("paper", {"em_max_iters": em_iters, "em_tol": 0.0}))
+    info: dict = {}
+    fit_core = gpfa_core.fit
+
+    def timed_fit(*args, **kw):  # keep elephant's per-iteration times
+        params, fit_info = fit_core(*args, **kw)
+        info.update(fit_info)
+        return params, fit_info
+
+    gpfa_core.fit = timed_fit
     start = time.perf_counter()
     model.fit(data)
     fit = time.perf_counter() - start
     model.predict(data)
+    iters = info["iteration_time"]
     return {
         "trials": n_trials,
+        "em_iters": len(iters),
         "fit_s": round(fit, 2),
+        "em_iter_s": round(float(np.mean(iters)), 3),
         "fit_predict_s": round(time.perf_counter() - start, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+def extrapolate(rows: list[dict], n: int) -> None:
+    """Least-squares lines through the rows, evaluated at ``n`` trials (an extrapolation)."""
+    t = np.array([r["trials"] for r in rows], float)
+    line = lambda key: np.polyval(np.polyfit(t, [r[key] for r in rows], 1), n)  # noqa: E731
+    per_iter = line("em_iter_s")
+    other = line("fit_s") - rows[-1]["em_iters"] * line("em_iter_s")
+    print(f"extrapolated to {n} trials: {per_iter:.1f} s per EM iteration, {other:.0f} s besides")
+    for name, iters in (("cpu", 100), ("paper", 500)):
+        print(f"  {name} ({iters} EM iterations): fit ~ {other + iters * per_iter:.0f} s")
+    print(f"  peak RSS ~ {line('peak_rss_mb'):.0f} MiB")
 
 
 def readouts(path: str, em_iters: int) -> None:
@@ -117,24 +149,27 @@ def readouts(path: str, em_iters: int) -> None:
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's baselines
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--trials", type=int, nargs="+", default=[50, 100, 200])
-    p.add_argument("--em-iters", type=int, help="EM iterations (series: 20; readout: 100, cpu)")
-    p.add_argument("--latent-dim", type=int, default=52)
+    p.add_argument("--trials", type=int, nargs="+", default=[100, 200, 400, 800])
+    p.add_argument("--em-iters", type=int, help="EM iterations (series: 3; readout: 100, cpu)")
+    p.add_argument("--extrapolate", type=int, metavar="N", help="trial count to extrapolate to")
     p.add_argument("--readout", metavar="FILE.h5", help="compare held-out readouts on a file")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.readout:
         readouts(args.readout, args.em_iters or 100)
         return
-    args.em_iters = args.em_iters or 20
+    args.em_iters = args.em_iters or 3
     if args.one:
-        print(json.dumps(one(args.one, args.em_iters, args.latent_dim)))
+        print(json.dumps(one(args.one, args.em_iters)))
         return
+    rows = []
     for n in args.trials:
         cmd = [sys.executable, __file__, "--one", str(n), "--em-iters", str(args.em_iters)]
-        cmd += ["--latent-dim", str(args.latent_dim)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        print(out.strip().splitlines()[-1], flush=True)
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    if args.extrapolate and len(rows) > 1:
+        extrapolate(rows, args.extrapolate)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,15 @@
-"""SLDS benchmarks: fit time and peak memory against the number of trials, and a 20 ms copy of
-the real MC_Maze_Small val tensors.
+"""SLDS fit time and peak memory against the number of train trials (not run by pytest).
 
-    python benchmarks/bench_slds.py scale --trials 32 64 128   # synthetic MC_Maze-like session
-    python benchmarks/bench_slds.py rebin OUT.h5               # 5 ms tensors -> 20 ms
+    python benchmarks/bench_slds.py --trials 50 100 200 400 --set n_iters=2 --set n_init_iters=2
+    python benchmarks/bench_slds.py --preset paper --trials 50 100 200 --set n_iters=1 ...
 
-``scale`` fits the model (one child process per size, so peak RSS is per fit) on a synthetic
-session shaped like MC_Maze at 5 ms (140 + 40 forward bins, 137 held-in + 45 held-out
-neurons; Poisson counts from smooth random rates), with the ``--preset`` settings and
-``--set`` overrides, and prints fit seconds (wall and CPU) and peak resident memory per trial count.
-
-``rebin`` sums the spike tensors over groups of 4 bins (140 -> 35 bins, forward 40 -> 10)
-and averages the velocity over the same groups; the output name ends in ``_20`` so
-``nlbsuite run --data OUT.h5`` reads it as 20 ms.
+Fits the model (one child process per size, so peak RSS is per fit) on a synthetic session
+shaped like MC_Maze at 5 ms (140 + 40 forward bins, 137 held-in + 45 held-out neurons;
+Poisson counts from smooth random rates), with the ``--preset`` settings for ``mc_maze``
+(cpu: the tutorial's K=3, D=15; paper: NLB's K=6, D=38) and ``--set`` overrides, and prints
+per trial count: the initialisation's seconds (PCA + ARHMM EM), the seconds per Laplace-EM
+iteration, and the peak resident memory. ``--extrapolate N`` evaluates least-squares lines
+through the rows at N trials with the preset's iteration counts (an extrapolation).
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-MAZE_VAL = Path("/work/shared/data/mc_maze_small/mc_maze_small_val_tensors.h5")
 
 
 def synthetic_maze(n_trials: int, seed: int = 0) -> np.ndarray:
@@ -50,50 +47,46 @@ def fit_one(n_trials: int, preset: str, overrides: dict) -> dict:
     y = synthetic_maze(n_trials)
     cfg = SLDS.make_config(preset, overrides)
     k, dim, l2_a, l2_b = SLDS(cfg)._settings("mc_maze")
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    start, cpu = time.perf_counter(), time.process_time()
-    SLDSFit(k, dim, l2_a, l2_b, cfg).fit(y)
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"K": k, "D": dim, "fit_s": seconds, "cpu_s": cpu, "peak_mib": peak, "base_mib": base}
+    fit = SLDSFit(k, dim, l2_a, l2_b, cfg)
+    init_s = 0.0
+    init_arhmm = fit._init_arhmm
+
+    def timed_init(*args):  # the initialisation's share (PCA before it is negligible)
+        nonlocal init_s
+        start = time.perf_counter()
+        out = init_arhmm(*args)
+        init_s = time.perf_counter() - start
+        return out
+
+    fit._init_arhmm = timed_init
+    start = time.perf_counter()
+    fit.fit(y)
+    seconds = time.perf_counter() - start
+    return {
+        "trials": n_trials,
+        "K": k,
+        "D": dim,
+        "fit_s": round(seconds, 2),
+        "init_s": round(init_s, 2),
+        "em_iter_s": round((seconds - init_s) / cfg.n_iters, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
-def bench_scale(trials: list[int], preset: str, overrides: dict) -> None:
-    print(f"SLDS fit on synthetic MC_Maze-shaped sessions, preset {preset} {overrides or ''}")
+def extrapolate(rows: list[dict], n: int, preset: str) -> None:
+    """Least-squares lines through the rows, evaluated at ``n`` trials (an extrapolation)."""
+    from baselines.slds import SLDS
+
+    cfg = SLDS.make_config(preset)
+    t = np.array([r["trials"] for r in rows], float)
+    line = lambda key: np.polyval(np.polyfit(t, [r[key] for r in rows], 1), n)  # noqa: E731
+    init_per_iter = line("init_s") / (rows[-1]["n_init_iters"] + 1)
+    total = init_per_iter * (cfg.n_init_iters + 1) + line("em_iter_s") * cfg.n_iters
     print(
-        "| train trials | K | D | fit wall s | fit CPU s | CPU s per trial | peak RSS MiB (before fit) |"
+        f"extrapolated to {n} trials, preset {preset} ({cfg.n_init_iters} ARHMM + "
+        f"{cfg.n_iters} Laplace-EM iterations): {line('em_iter_s'):.0f} s per Laplace-EM "
+        f"iteration, fit ~ {total:.0f} s, peak RSS ~ {line('peak_rss_mb'):.0f} MiB"
     )
-    print("|---|---|---|---|---|---|---|")
-    for n in trials:
-        out = subprocess.run(
-            [sys.executable, __file__, "_one", str(n), preset, json.dumps(overrides)],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-        )
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(
-            f"| {n} | {r['K']} | {r['D']} | {r['fit_s']:.1f} | {r['cpu_s']:.1f} "
-            f"| {r['cpu_s'] / n:.3f} | {r['peak_mib']:.0f} ({r['base_mib']:.0f}) |",
-            flush=True,
-        )
-
-
-def rebin(out: Path, factor: int = 4) -> None:
-    """Write the 5 ms val tensors summed over ``factor`` bins (velocity averaged) to ``out``."""
-    import h5py
-
-    from nlbsuite.fileio import atomic_path
-
-    with h5py.File(MAZE_VAL, "r") as f:
-        arrays = {k: f[k][()] for k in f}
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
-        for key, arr in arrays.items():
-            n = arr.shape[1] // factor
-            grouped = arr[:, : n * factor].reshape(arr.shape[0], n, factor, -1)
-            f[key] = grouped.mean(axis=2) if "behavior" in key else grouped.sum(axis=2)
-    print(f"{out}: " + ", ".join(f"{k} {v.shape[1] // factor} bins" for k, v in arrays.items()))
 
 
 def main() -> None:
@@ -102,20 +95,32 @@ def main() -> None:
         print(json.dumps(fit_one(int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4]))))
         return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("part", choices=["scale", "rebin"])
-    p.add_argument("out", nargs="?", type=Path, help="rebin: output .h5 (name ending in _20)")
-    p.add_argument("--trials", type=int, nargs="+", default=[32, 64, 128])
+    p.add_argument("--trials", type=int, nargs="+", default=[50, 100, 200, 400])
     p.add_argument("--preset", default="cpu")
     p.add_argument("--set", action="append", default=[], help="KEY=VALUE config override")
+    p.add_argument("--extrapolate", type=int, metavar="N", help="trial count to extrapolate to")
     args = p.parse_args()
-    if args.part == "rebin":
-        rebin(args.out or ROOT / "mc_maze_small_val_tensors_20.h5")
-        return
     overrides = {}
     for item in args.set:
         key, _, value = item.partition("=")
         overrides[key] = json.loads(value)
-    bench_scale(args.trials, args.preset, overrides)
+    sys.path.insert(0, str(ROOT))
+    from baselines.slds import SLDS
+
+    n_init = SLDS.make_config(args.preset, overrides).n_init_iters
+    rows = []
+    for n in args.trials:
+        out = subprocess.run(
+            [sys.executable, __file__, "_one", str(n), args.preset, json.dumps(overrides)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        rows.append({**json.loads(out.stdout.strip().splitlines()[-1]), "n_init_iters": n_init})
+        print(json.dumps(rows[-1]), flush=True)
+    if args.extrapolate and len(rows) > 1:
+        extrapolate(rows, args.extrapolate, args.preset)
 
 
 if __name__ == "__main__":

@@ -130,3 +130,16 @@ def test_use_from_python_section_runs(monkeypatch: pytest.MonkeyPatch, tmp_path:
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     assert runner.tries >= 15 and runner.failures == 0
+
+
+def test_workflow_runs_the_seed_models_ci_presets() -> None:
+    """The workflow's seed-model step names registered models that have a ``ci`` preset."""
+    from nlbsuite.registry import get_model_class
+
+    workflow = (ROOT / ".github" / "workflows" / "benchmark.yml").read_text()
+    loop = re.search(r"for model in ([\w ]+); do\n\s+nlbsuite run --model \"\$model\" --preset ci", workflow)
+    assert loop is not None
+    models = loop.group(1).split()
+    assert models == ["langevin_flow", "latent_sde", "lowrank_rnn"]
+    for name in models:
+        assert "ci" in get_model_class(name).presets, name

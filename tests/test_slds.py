@@ -198,3 +198,31 @@ def test_bad_link_is_a_user_error(tiny_lorenz):
     model = SLDS(SLDS.make_config("smoke", {"link": "relu"}))
     with pytest.raises(UserError, match="link"):
         model.fit(tiny_lorenz.model_input())
+
+
+
+def test_fit_and_predict_run_on_one_blas_thread_whatever_the_caller(tiny_lorenz, monkeypatch):
+    """fit/predict pin one BLAS thread: threaded sums differ in the last bits with the thread
+    count and EM amplifies that (a 2-thread and a 1-thread run of one seed differed by 5e-4
+    co-bps on MC_Maze_Small), so a caller on 2 threads must get the 1-thread numbers."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from baselines.slds import network
+
+    seen = []
+
+    def spy(method):
+        def wrapped(*args, **kwargs):
+            seen.append(max(p["num_threads"] for p in threadpool_info()))
+            return method(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(network.SLDSFit, "fit", spy(network.SLDSFit.fit))
+    monkeypatch.setattr(network.SLDSFit, "infer", spy(network.SLDSFit.infer))
+    with threadpool_limits(2):
+        caller = max(p["num_threads"] for p in threadpool_info())
+        model = SLDS(SLDS.make_config("smoke"), seed=0)
+        model.fit(tiny_lorenz.model_input())
+        model.predict(tiny_lorenz.model_input())
+    assert len(seen) == 2 and seen == [1, 1], (caller, seen)

@@ -38,7 +38,9 @@ Fit: Laplace-EM with a structured mean-field posterior q(z) q(x), as ssm's ``lap
 Departures from ssm (lindermanlab/ssm ``lds.py``, ``emissions.py``, ``variational.py``,
 read for this port; NLB's fork felixp8/ssm was not reachable): q(z) uses the exact Gaussian
 expectation of the dynamics likelihood instead of one Monte Carlo sample of x; x_0's prior
-(mean, covariance) is learnt and shared across states (ssm keeps a per-state one); each
+(mean, covariance) is learnt and shared across states (ssm (master of 2021-08, the tutorial's
+date) fixes it at N(0, I) and never updates it); pi and P are damped as probabilities (ssm
+damps their logs); each
 iteration updates q(x) before q(z) (ssm: q(z) first, from a draw of the initial
 q(x) = N(inverted data, 0.01 I)); the init inverts 20-bin moving averages of the counts
 (ssm inverts ``clip(y, 0.1)`` bin by bin, then rotates the PCA basis at random) and seeds
@@ -53,6 +55,10 @@ iterations, softplus link).
 
 Training data, as NLB's script: train trials with their forward bins, held-in and held-out
 neurons (``PhaseData.train_spikes_full``).
+
+Threads: ``fit`` and ``predict`` run on one BLAS thread (as gpfa, smoothing): threaded sums
+differ in the last bits with the thread count, and the EM iterations amplify that (0.1288
+vs 0.1283 co-bps at 5 ms between a 2-thread and a 1-thread run of one seed).
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo
+from nlbsuite.adapter import ModelAdapter, ModelConfig, ModelInfo, fixed_threads
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.errors import require
 
@@ -151,6 +157,7 @@ class SLDS(ModelAdapter):
             l2_b if cfg.l2_penalty_b is None else cfg.l2_penalty_b,
         )
 
+    @fixed_threads
     def fit(self, data: PhaseData) -> None:
         cfg = self.config
         assert isinstance(cfg, SLDSConfig)
@@ -163,6 +170,7 @@ class SLDS(ModelAdapter):
         self.model = SLDSFit(k, dim, l2_a, l2_b, cfg, self.seed)
         self.model.fit(data.train_spikes_full().astype(np.float64))
 
+    @fixed_threads
     def predict(self, data: PhaseData) -> Rates:
         n_eval, n_bins, n_in = data.eval_spikes_heldin.shape
         n_neurons = n_in + data.n_heldout

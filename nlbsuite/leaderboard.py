@@ -108,12 +108,12 @@ def config_labels(rows: list[Row]) -> dict[int, str]:
     for group in by_model.values():
         keys = sorted({k for r in group for k in r.config})
         differ = [k for k in keys if len({repr(r.config.get(k)) for r in group}) > 1]
-        n_codes = defaultdict(set)
+        codes: dict[str, set[str]] = defaultdict(set)  # config hash -> code fingerprints
         for r in group:
-            n_codes[r.config_hash].add(r.code_fingerprint)
+            codes[r.config_hash].add(r.code_fingerprint)
         for r in group:
             parts = [f"{k}={r.config.get(k)}" for k in differ]
-            if len(n_codes[r.config_hash]) > 1:
+            if len(codes[r.config_hash]) > 1:
                 parts.append(f"code {r.code_fingerprint[:8] or 'unknown'}")
             labels[id(r)] = ", ".join(parts)
     return labels
@@ -131,6 +131,13 @@ def is_older_code(row: Row, current: dict[str, str] | None) -> bool:
     """Whether ``row`` ran code other than its registered model's current code."""
     now = (current or {}).get(row.model, "")
     return bool(now) and row.code_fingerprint != now
+
+
+def _current_code_cell(row: Row, current: dict[str, str] | None) -> int | str:
+    """The csv's ``current_code``: 1 or 0, "" where the model's current code is unknown."""
+    if not (current or {}).get(row.model):
+        return ""
+    return int(not is_older_code(row, current))
 
 
 def table_markdown(rows: list[Row], current: dict[str, str] | None = None) -> str:
@@ -219,7 +226,7 @@ def render_csv(tables: dict[GroupKey, list[Row]], current: dict[str, str] | None
                         r.preset,
                         r.config_hash,
                         r.code_fingerprint,
-                        "" if not (current or {}).get(r.model) else int(not is_older_code(r, current)),
+                        _current_code_cell(r, current),
                         len(r.seeds),
                         r.n_parameters,
                         f"{r.fit_seconds:.3f}",

@@ -67,8 +67,8 @@ def code_fingerprint(cls: type) -> str:
     file = getattr(module, "__file__", None)
     if not file:
         return ""
-    parts = cls.__module__.split(".")
-    package = sys.modules.get(".".join(parts[:2])) if parts[0] == "baselines" else None
+    package_name = _model_package(cls.__module__)
+    package = sys.modules.get(package_name) if package_name else None
     return _fingerprint(Path(file), Path(getattr(package, "__file__", None) or ""))
 
 
@@ -79,16 +79,23 @@ def source_fingerprint(target: str) -> str:
     import importlib.util
 
     module_name = target.partition(":")[0]
-    parts = module_name.split(".")
+    package_name = _model_package(module_name)
     try:
         spec = importlib.util.find_spec(module_name)
-        package = importlib.util.find_spec(".".join(parts[:2])) if parts[0] == "baselines" else None
+        package = importlib.util.find_spec(package_name) if package_name else None
     except (ImportError, ValueError):
         return ""
     if spec is None or not spec.has_location or not spec.origin:
         return ""
     package_init = Path(package.origin) if package is not None and package.origin else Path("")
     return _fingerprint(Path(spec.origin), package_init)
+
+
+def _model_package(module_name: str) -> str | None:
+    """``baselines.<model>`` for a module of a built-in model (a package or a file), else
+    None: the unit whose files the fingerprint covers."""
+    parts = module_name.split(".")
+    return ".".join(parts[:2]) if parts[0] == "baselines" else None
 
 
 def _fingerprint(file: Path, package_init: Path) -> str:

@@ -200,7 +200,6 @@ def test_bad_link_is_a_user_error(tiny_lorenz):
         model.fit(tiny_lorenz.model_input())
 
 
-
 def test_fit_and_predict_run_on_one_blas_thread_whatever_the_caller(tiny_lorenz, monkeypatch):
     """fit/predict pin one BLAS thread: threaded sums differ in the last bits with the thread
     count and EM amplifies that (a 2-thread and a 1-thread run of one seed differed by 5e-4
@@ -225,4 +224,4 @@ def test_fit_and_predict_run_on_one_blas_thread_whatever_the_caller(tiny_lorenz,
         model = SLDS(SLDS.make_config("smoke"), seed=0)
         model.fit(tiny_lorenz.model_input())
         model.predict(tiny_lorenz.model_input())
-    assert len(seen) == 2 and seen == [1, 1], (caller, seen)
+    assert seen == [1, 1], (caller, seen)

@@ -4,9 +4,11 @@ One table per dataset key and phase: a row per run key (:class:`~nlbsuite.result
 model, preset, config hash on that dataset phase) and model code (records whose code
 fingerprints differ are never averaged together: a row's seeds ran the same code, and rows
 of one run key that differ only in code are labelled ``code <sha8>``), each metric as
-mean ± std over seeds, the
-best mean per metric in bold (direction from :data:`nlbsuite.catalog.METRICS`). Written
+mean ± std over seeds, the best mean per metric in bold (direction from :data:`nlbsuite.catalog.METRICS`). Written
 as ``README.md`` (markdown via tabulate) and ``leaderboard.csv`` next to the results folder.
+
+An ensemble (``nlbsuite ensemble``) is one record: its row names its members' seeds, and it
+counts as older code when a member ran older code or its record is gone (replaced).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,9 @@ class Row:
     n_parameters: int
     fit_seconds: float
     metrics: dict[str, tuple[float, float]]  # name -> (mean, std over seeds)
+    # ensembles: (model, code fingerprint, seed) of each member record found; members gone
+    members: list[tuple[str, str, int]] = field(default_factory=list)
+    missing_members: int = 0
 
 
 def metric_order(names: set[str]) -> list[str]:
@@ -51,11 +56,14 @@ def aggregate(records: list[ResultRecord]) -> dict[GroupKey, list[Row]]:
     """One row per run key and code fingerprint (over seeds), grouped in tables by
     (dataset key, phase)."""
     by_key: dict[tuple[RunKey, str], list[ResultRecord]] = defaultdict(list)
+    by_id = {rec.run_id: rec for rec in records}
     for rec in records:
         by_key[(rec.run_key, rec.code_fingerprint)].append(rec)
     tables: dict[GroupKey, list[Row]] = defaultdict(list)
     for key, code in sorted(by_key, key=lambda k: (k[0].dataset_key, k[0].phase, k)):
         recs = by_key[(key, code)]
+        member_ids = recs[0].config.get("members", []) if key.preset == "ensemble" else []
+        found = [by_id[m] for m in member_ids if m in by_id]
         names = {m for r in recs for m in r.metrics}
         stats = {}
         for name in names:
@@ -72,6 +80,8 @@ def aggregate(records: list[ResultRecord]) -> dict[GroupKey, list[Row]]:
                 max(r.n_parameters for r in recs),
                 float(np.mean([r.fit_seconds for r in recs])),
                 stats,
+                [(m.model, m.code_fingerprint, m.seed) for m in found],
+                len(member_ids) - len(found),
             )
         )
     return dict(tables)
@@ -112,11 +122,22 @@ def config_labels(rows: list[Row]) -> dict[int, str]:
         for r in group:
             codes[r.config_hash].add(r.code_fingerprint)
         for r in group:
+            if r.preset == "ensemble":
+                labels[id(r)] = _members_label(r)
+                continue
             parts = [f"{k}={r.config.get(k)}" for k in differ]
             if len(codes[r.config_hash]) > 1:
                 parts.append(f"code {r.code_fingerprint[:8] or 'unknown'}")
             labels[id(r)] = ", ".join(parts)
     return labels
+
+
+def _members_label(row: Row) -> str:
+    """An ensemble's variant cell: its members' seeds, and how many records are gone."""
+    seeds = ", ".join(str(seed) for _, _, seed in sorted(row.members, key=lambda m: m[2]))
+    label = f"members: seeds {seeds}" if seeds else ""
+    gone = f"{row.missing_members} member record(s) gone" if row.missing_members else ""
+    return "; ".join(p for p in (label, gone) if p)
 
 
 def current_code() -> dict[str, str]:
@@ -127,17 +148,26 @@ def current_code() -> dict[str, str]:
     return {name: source_fingerprint(target) for name, target in model_entries().items()}
 
 
+def _codes(row: Row) -> list[tuple[str, str]]:
+    """(model, code fingerprint) pairs a row's numbers come from: an ensemble's members."""
+    if row.preset == "ensemble":
+        return [(model, code) for model, code, _ in row.members]
+    return [(row.model, row.code_fingerprint)]
+
+
 def is_older_code(row: Row, current: dict[str, str] | None) -> bool:
-    """Whether ``row`` ran code other than its registered model's current code."""
-    now = (current or {}).get(row.model, "")
-    return bool(now) and row.code_fingerprint != now
+    """Whether ``row`` ran code other than its registered model's current code (for an
+    ensemble: a member did, or a member's record is gone)."""
+    current = current or {}
+    if row.missing_members:
+        return True
+    return any(current.get(model) and code != current[model] for model, code in _codes(row))
 
 
 def _current_code_cell(row: Row, current: dict[str, str] | None) -> int | str:
     """The csv's ``current_code``: 1 or 0, "" where the model's current code is unknown."""
-    if not (current or {}).get(row.model):
-        return ""
-    return int(not is_older_code(row, current))
+    known = row.missing_members or any((current or {}).get(m) for m, _ in _codes(row))
+    return int(not is_older_code(row, current)) if known else ""
 
 
 def table_markdown(rows: list[Row], current: dict[str, str] | None = None) -> str:
@@ -187,7 +217,8 @@ def render_markdown(
             "",
             "† the row's runs used an older version of the model's code than the current "
             "one (`code_fingerprint` in its records); `nlbsuite run` refits it with the "
-            "current code.",
+            "current code. An ensemble is marked when a member is, or when a member's record "
+            "is gone; `nlbsuite ensemble` rebuilds it from current runs.",
         ]
     for (key, phase), rows in tables.items():
         parts += ["", f"## {key} ({phase} phase)", "", table_markdown(rows, current)]

@@ -118,3 +118,27 @@ def test_rows_from_older_model_code_are_marked(tmp_path):
     csv_rows = (tmp_path / "leaderboard.csv").read_text().splitlines()
     assert any(line.startswith("lorenz_20,val,smoothing,cpu,abc," + "f" * 64 + ",0,") for line in csv_rows)
     assert any(line.startswith(f"lorenz_20,val,mean_rate,cpu,abc,{now['mean_rate']},1,") for line in csv_rows)
+
+
+def test_ensemble_rows_name_members_and_follow_their_code(tmp_path):
+    """An ensemble's row names its members' seeds; it is older code (†) when a member ran
+    older code or a member's record is gone, and current when its members are current."""
+    from nlbsuite.leaderboard import is_older_code
+
+    members = [record("ndt", s, 0.38) for s in (0, 1, 2)]
+    for m in members:
+        m.code_fingerprint = "n3w" * 4
+    ens = record("ndt_ensemble", 0, 0.39)
+    ens.preset = "ensemble"
+    ens.config = {"members": sorted(m.run_id for m in members), "rule": "mean of rates"}
+    tables = aggregate([*members, ens])
+    row = next(r for r in tables[("lorenz_20", "val")] if r.preset == "ensemble")
+    assert sorted(row.members) == [("ndt", "n3w" * 4, s) for s in (0, 1, 2)]
+    assert not is_older_code(row, {"ndt": "n3w" * 4})
+    assert is_older_code(row, {"ndt": "0ld" * 4})
+    md = render_markdown(tables, {"ndt": "n3w" * 4})
+    assert "members: seeds 0, 1, 2" in md and "ndt_ensemble †" not in md
+    gone = aggregate([*members[:2], ens])[("lorenz_20", "val")]
+    row = next(r for r in gone if r.preset == "ensemble")
+    assert row.missing_members == 1 and is_older_code(row, {"ndt": "n3w" * 4})
+    assert "1 member record(s) gone" in render_markdown({("lorenz_20", "val"): gone})

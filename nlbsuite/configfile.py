@@ -60,6 +60,18 @@ def load_config_file(path: str | Path) -> ConfigFile:
     )
 
 
+def resolve_preset(preset: str, model: str) -> tuple[str, dict[str, Any], str]:
+    """``(base preset, overrides, label)`` for ``--preset``: a preset name stands for itself
+    with no overrides; a config file for its base preset and overrides, labelled by its name.
+    A file saved for another model is a :class:`UserError`."""
+    if not is_config_file(preset):
+        return preset, {}, preset
+    saved = load_config_file(preset)
+    if saved.model != model:
+        raise UserError(f"{preset} is a config of model '{saved.model}', not '{model}'", "preset")
+    return saved.base_preset, dict(saved.overrides), saved.name
+
+
 def save_config_file(path: str | Path, config: ConfigFile) -> Path:
     """Write ``config`` to ``path`` atomically (the name is the file's stem)."""
     raw = {k: v for k, v in asdict(config).items() if k != "name"}

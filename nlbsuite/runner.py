@@ -31,7 +31,7 @@ import numpy as np
 from nlbsuite import __version__
 from nlbsuite.adapter import ModelAdapter, resolve_device, seed_everything
 from nlbsuite.catalog import DEFAULT_DATASET, DatasetKey
-from nlbsuite.configfile import is_config_file, load_config_file
+from nlbsuite.configfile import resolve_preset
 from nlbsuite.data import EvalTarget, PhaseData, Rates
 from nlbsuite.datasets import load_dataset
 from nlbsuite.errors import UserError
@@ -96,15 +96,9 @@ def make_model(
     if not isinstance(model, ModelAdapter):
         cls = get_model_class(model)
         preset, seed = preset or "cpu", 0 if seed is None else seed
-        if is_config_file(preset):  # a named config file (nlbsuite tune's output)
-            saved = load_config_file(preset)
-            if saved.model != model:
-                raise UserError(
-                    f"{preset} is a config of model '{saved.model}', not '{model}'", "preset"
-                )
-            config = cls.make_config(saved.base_preset, {**saved.overrides, **(overrides or {})})
-            return cls(config, seed=seed), saved.name, seed
-        return cls(cls.make_config(preset, overrides), seed=seed), preset, seed
+        base, saved, label = resolve_preset(preset, model)  # a name or a config file
+        config = cls.make_config(base, {**saved, **(overrides or {})})
+        return cls(config, seed=seed), label, seed
     if seed is not None and seed != model.seed:
         raise UserError(
             f"seed={seed} but the model instance was built with seed={model.seed}; "

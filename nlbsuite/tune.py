@@ -1,7 +1,8 @@
 """Hyperparameter search on Ray Tune: random search, ASHA or population-based training.
 
 ``tune(model, dataset, search=..., samples=N)`` samples ``N`` configs from the model's
-``search_space`` (:mod:`nlbsuite.searchspace`) on top of a base preset, fits each with one
+``search_space`` (:mod:`nlbsuite.searchspace`) on top of a base preset (a name, or a
+config file such as an earlier search's result), fits each with one
 seed on the train trials and scores it on the **val** phase's eval trials: selection uses
 train/val only, never the test phase (:func:`nlbsuite.selection.forbid_test_selection`). Every trial is
 recorded (a :class:`~nlbsuite.results.ResultRecord` per trial under
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from nlbsuite.adapter import ModelAdapter
-from nlbsuite.configfile import ConfigFile, save_config_file
+from nlbsuite.configfile import ConfigFile, resolve_preset, save_config_file
 from nlbsuite.errors import UserError, require
 from nlbsuite.results import ResultRecord, write_result_file
 from nlbsuite.selection import forbid_test_selection
@@ -79,18 +80,22 @@ def _trial(
     *,
     model: type[ModelAdapter],
     preset: str,
+    base_overrides: dict[str, Any],
+    label: str,
     seed: int,
     data: Any,
     iterations: int,
     stepwise: bool,
 ) -> None:
     """One Ray Tune trial: fit (in ``iterations`` steps when ``stepwise``), score on val,
-    report the metrics and the trial's record (as JSON) after each step."""
+    report the metrics and the trial's record (as JSON) after each step. The config is
+    ``preset`` with ``base_overrides`` and then the trial's sampled fields; records state
+    ``label`` as their preset."""
     from ray import tune
 
     from nlbsuite.runner import Prediction, describe, execute, plan_record
 
-    overrides = {k: _plain(v) for k, v in config.items()}
+    overrides = {**base_overrides, **{k: _plain(v) for k, v in config.items()}}
     adapter = model(model.make_config(preset, overrides), seed=seed)
     searched = {"searched": sorted(config)}
 
@@ -100,7 +105,7 @@ def _trial(
         tune.report({**scores, "record": record.to_json()}, **extra)
 
     if not stepwise:
-        record = plan_record(adapter, data, preset, seed)
+        record = plan_record(adapter, data, label, seed)
         execute(adapter, data, record)
         report(record)
         return
@@ -120,7 +125,7 @@ def _trial(
         rates = adapter.predict(inputs)
         fit_seconds += fitted - began
         pred = Prediction(adapter, rates, fit_seconds, time.perf_counter() - fitted)
-        record = plan_record(adapter, data, preset, seed)
+        record = plan_record(adapter, data, label, seed)
         describe(record, data, pred)
         record.extras["steps"] = step + 1
         with tempfile.TemporaryDirectory() as folder:
@@ -192,7 +197,8 @@ def tune(
         "search",
         search,
     )
-    cls.make_config(preset)  # a bad preset fails here, before Ray starts
+    base, base_overrides, label = resolve_preset(preset, name)
+    cls.make_config(base, base_overrides)  # a bad preset fails here, before Ray starts
     if metric not in METRICS:
         raise UserError(f"unknown metric; known: {', '.join(METRICS)}", "metric", metric)
     mode = "max" if METRICS[metric].higher_is_better else "min"
@@ -213,7 +219,9 @@ def tune(
             rtune.with_parameters(
                 _trial,
                 model=cls,
-                preset=preset,
+                preset=base,
+                base_overrides=base_overrides,
+                label=label,
                 seed=seed,
                 data=data,
                 iterations=iterations,
@@ -253,9 +261,12 @@ def tune(
         raise UserError(f"all {samples} trial(s) failed: {failed[0] if failed else ''}")
     sign = 1 if mode == "max" else -1
     best = max(trials, key=lambda r: _score(r.metrics.get(metric, math.nan), sign))
-    source = f"nlbsuite tune --search {search} --samples {samples} on {data.key} (val, seed {seed})"
-    overrides = {k: best.config[k] for k in sorted(space)}
-    save_config_file(out, ConfigFile(name, preset, overrides, source))
+    source = (
+        f"nlbsuite tune --search {search} --samples {samples} --preset {label} on {data.key} "
+        f"(val, seed {seed})"
+    )
+    overrides = {**base_overrides, **{k: best.config[k] for k in sorted(space)}}
+    save_config_file(out, ConfigFile(name, base, dict(sorted(overrides.items())), source))
     report = TuneReport(trials, best, out, study_dir, failed, time.perf_counter() - start)
     log(report.summary(metric))
     return report

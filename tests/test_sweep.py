@@ -186,17 +186,33 @@ def test_tune_random_search_picks_the_best_val_trial_and_saves_a_usable_config(
 
 
 def test_tune_pbt_picks_the_best_val_trial_and_records_every_trial(cluster, tmp_path):
+    """PBT from a config file as base: every trial runs the file's overrides (epochs 8) under
+    its name, and the saved config keeps them beside the value found."""
+    from nlbsuite.configfile import ConfigFile, save_config_file
     from nlbsuite.tune import tune
 
+    base = save_config_file(tmp_path / "longer.json", ConfigFile("step_psth", "smoke", {"epochs": 8}))
     report = tune("step_psth", "lorenz_tiny", search="pbt", samples=4, iterations=2,
-                  preset="smoke", results_dir=tmp_path / "results",
+                  preset=str(base), results_dir=tmp_path / "results",
                   out=tmp_path / "pbt.json", log=lambda _: None)
     assert len(report.trials) == 4 and not report.failed
     assert all(r.extras["steps"] == 2 for r in report.trials)
+    assert all(r.config["epochs"] == 8 and r.preset == "longer" for r in report.trials)
     best = max(report.trials, key=lambda r: r.metrics["co-bps"])
     assert report.best is best
     saved = json.loads((tmp_path / "pbt.json").read_text())
-    assert saved["overrides"] == {"lr": best.config["lr"]}
+    assert saved["base_preset"] == "smoke" and "--preset longer" in saved["source"]
+    assert saved["overrides"] == {"epochs": 8, "lr": best.config["lr"]}
+
+
+def test_tune_refuses_another_models_config_file_before_starting_ray(tmp_path, capsys):
+    from nlbsuite.configfile import ConfigFile, save_config_file
+
+    other = save_config_file(tmp_path / "g.json", ConfigFile("gpfa", "smoke", {}))
+    assert main(["tune", "--model", "smoothing", "--dataset", "lorenz_tiny", "--preset",
+                 str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a config of model 'gpfa', not 'smoothing'" in err
 
 
 def test_tune_refuses_the_test_phase_before_starting_ray(capsys):

@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bin", type=int, dest="bin_width_ms", help="bin width in ms (5 or 20)")
     p.add_argument("--search", default="random", help="random, asha or pbt")
     p.add_argument("--samples", type=int, default=8, help="trials (PBT: population size)")
-    p.add_argument("--preset", default="cpu", help="base preset the search space overrides")
+    p.add_argument("--preset", default="cpu", help="base preset the search space overrides: a name or a config file (.json)")
     p.add_argument("--seed", type=int, default=0, help="model seed of every trial")
     p.add_argument(
         "--phase", default="val", help="val only: a search never selects on the test phase"

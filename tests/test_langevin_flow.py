@@ -12,7 +12,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from baselines.langevin_flow import (  # noqa: E402
-    CPU_SETTINGS,
     CoupledOscillatorPotential,
     LangevinFlow,
     LangevinFlowConfig,
@@ -116,21 +115,6 @@ def test_paper_preset_uses_per_dataset_settings(tiny_lorenz: PhaseData) -> None:
         1000,
     )
     assert model._resolved_config(tiny_lorenz).gamma == 0.55
-
-
-def test_cpu_preset_uses_its_mc_maze_small_settings(tiny_lorenz: PhaseData) -> None:
-    small = PhaseData(**{**vars(tiny_lorenz), "dataset": "mc_maze_small"})
-    model = LangevinFlow(LangevinFlow.make_config("cpu"))
-    assert model._resolved_config(tiny_lorenz) == model.config and model.extras == {}
-    cfg = model._resolved_config(small)
-    assert CPU_SETTINGS["mc_maze_small"] == {"valid_fraction": 0.0}
-    assert cfg.valid_fraction == 0.0 and model.config.valid_fraction == 0.1
-    assert model.extras == {"dataset_settings": {"valid_fraction": 0.0}}
-    # An override (a value other than the preset's) keeps its value.
-    model = LangevinFlow(LangevinFlow.make_config("cpu", {"valid_fraction": 0.2}))
-    assert model._resolved_config(small).valid_fraction == 0.2 and model.extras == {
-        "dataset_settings": {}
-    }
 
 
 def test_bad_hidden_size_is_a_user_error(tiny_lorenz: PhaseData) -> None:

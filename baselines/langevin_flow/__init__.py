@@ -89,15 +89,6 @@ model partly copies held-in spikes into its rates: Lorenz rate R2 0.65 instead o
 co-bps 0.379 instead of 0.387; ``benchmarks/bench_langevin_flow.py --part ablation``) and ``use_eval_heldin=True`` (the eval trials' held-in spikes are extra training
 targets, allowed by NLB's rules).
 
-Per-dataset ``cpu`` settings (``CPU_SETTINGS``, applied with ``cpu_dataset_settings``; a key
-set to a value other than the preset's keeps that value; the record's ``extras`` list what
-was applied): on MC_Maze_Small (75 train trials) ``valid_fraction=0``: no validation split,
-every train trial is fitted and the last epoch's weights are kept, as in the authors'
-submissions (and no learning-rate cuts, which follow the validation NLL). The held-out and
-forward validation NLL of 8 trials is a noisy selector there: in a try with dropout 0.3 it
-stayed within 0.3% from epoch 10 on. Val co-bps with and without it:
-``benchmarks/README.md``, "Seed models".
-
 This module is light (config, presets, adapter; no torch): listing models does not import
 torch. The torch network and its training live in :mod:`baselines.langevin_flow.network`,
 imported when a model is fitted or used.
@@ -134,7 +125,6 @@ _NETWORK = (
 )
 
 __all__ = [
-    "CPU_SETTINGS",
     "PAPER_SETTINGS",
     "CoupledOscillatorPotential",
     "LangevinFlow",
@@ -155,13 +145,6 @@ PAPER_SETTINGS: dict[str, dict[str, Any]] = {
     "dmfc_rsg": dict(batch_size=64, lr=1e-3, weight_decay=1e-5, gamma=0.7, cd_rate=0.6, epochs=1000),
     "mc_rtt": dict(batch_size=64, lr=3e-3, weight_decay=2e-5, gamma=0.55, cd_rate=0.3, epochs=6000),
 }  # fmt: skip
-
-#: The ``cpu`` preset's per-dataset settings (``cpu_dataset_settings``), chosen on the val
-#: phase (seed 0, val co-bps; ``benchmarks/README.md``, "Seed models"). A key whose value
-#: differs from the ``cpu`` preset's (a ``--set`` override) keeps the override.
-CPU_SETTINGS: dict[str, dict[str, Any]] = {
-    "mc_maze_small": dict(valid_fraction=0.0),
-}
 
 
 @dataclass
@@ -206,7 +189,6 @@ class LangevinFlowConfig(ModelConfig):
     val_samples: int = 4
     use_eval_heldin: bool = False
     paper_dataset_settings: bool = False
-    cpu_dataset_settings: bool = False
     n_samples: int = 50
     num_threads: int = 1
 
@@ -232,7 +214,6 @@ class LangevinFlow(ModelAdapter):
         "cpu": dict(
             hidden=32, ff_dim=128, lr=5e-3, batch_size=32, min_batches_per_epoch=32, epochs=40,
             kl_warmup_epochs=10, l2_warmup_epochs=10, cd_pass_rate=0.0, use_eval_heldin=True,
-            cpu_dataset_settings=True,
         ),
         # CI (the GitHub workflow runs it on Lorenz): the cpu preset for 12 epochs; Lorenz
         # seed 0 in a 1-thread slot of a loaded 2-core machine: fit 45 s, co-bps 0.378 = 91.7%
@@ -250,16 +231,6 @@ class LangevinFlow(ModelAdapter):
         assert isinstance(cfg, LangevinFlowConfig)
         if cfg.paper_dataset_settings and data.dataset in PAPER_SETTINGS:
             cfg = replace(cfg, **PAPER_SETTINGS[data.dataset])
-        self.extras: dict[str, Any] = {}
-        if cfg.cpu_dataset_settings and data.dataset in CPU_SETTINGS:
-            preset = self.config_class(**self.presets["cpu"])
-            chosen = {
-                key: value
-                for key, value in CPU_SETTINGS[data.dataset].items()
-                if getattr(cfg, key) == getattr(preset, key)
-            }
-            cfg = replace(cfg, **chosen)
-            self.extras = {"dataset_settings": chosen}  # the record says what ran
         if cfg.paper_dataset_settings and data.bin_width_ms != PAPER_BIN_MS:
             warnings.warn(
                 f"langevin_flow paper preset: the authors trained at {PAPER_BIN_MS} ms bins; "

@@ -24,7 +24,12 @@ Fit: Laplace-EM with a structured mean-field posterior q(z) q(x), as ssm's ``lap
   P and pi from the expected transition counts and first-bin marginals.
 - **Emissions**: C, d by L-BFGS on the Poisson log-likelihood at one draw from q(x), as
   ssm (the draw carries the posterior uncertainty; at the means C grew and the latent
-  scale shrank every iteration, over-fitting: co-bps fell below 0 on MC_Maze_Small).
+  scale shrank every iteration, over-fitting: co-bps fell below 0 on MC_Maze_Small), with
+  ssm's stopping rule (tol 1e-4 on the relative decrease or the gradient, at most
+  ``emission_iters`` iterations): about 20 iterations a step, not the maximiser. Run to
+  all 100 iterations instead (this port until 2026-12-01), C grew larger (|C|_F 7.5 vs
+  5.2; ssm's 3.8-4.1) and co-bps on MC_Maze_Small 5 ms seed 0 was 0.1283 instead of
+  0.1891 (benchmarks/README.md, "SLDS against nlb_tools' tutorial").
 - As ssm's, the updates of pi, P, C and d are damped, new = alpha * old + (1 - alpha) *
   update; the dynamics (A_k, b_k, Q_k, x_0's prior) take their exact M-step.
 - **Initialisation** (after ssm's ``initialize``): counts smoothed by a 20-bin moving average,
@@ -93,8 +98,9 @@ EMISSION_CHUNK = 32768  # bins per block of the emission update
 class SLDSConfig(ModelConfig):
     """None for ``n_states`` / ``n_latents`` / ``l2_penalty_*`` picks NLB's value for the
     dataset (nlb_tools' tutorial values where NLB has none). ``alpha``: damping of the
-    discrete-state and emission updates (ssm's). ``emission_iters``: L-BFGS iterations per
-    emission M-step (ssm's ``emission_optimizer_maxiter``, 100). ``batch_trials``: trials
+    discrete-state and emission updates (ssm's). ``emission_iters``: the most L-BFGS
+    iterations per emission M-step (ssm's ``emission_optimizer_maxiter``, 100; ssm's
+    tolerance usually stops it sooner). ``batch_trials``: trials
     per E-step batch (memory)."""
 
     n_states: int | None = None

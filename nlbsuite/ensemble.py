@@ -126,7 +126,7 @@ def ensemble(
     name: str = "ensemble",
     top: int | None = None,
     metric: str = "co-bps",
-    data: PhaseData | None = None,
+    data: PhaseData | str | Path | None = None,
     results_dir: str | Path | None = None,
     save: bool = True,
     log: Callable[[str], None] | None = print,
@@ -134,7 +134,9 @@ def ensemble(
     """Average the rates of finished ``runs`` (record paths, run ids or records) into a
     scored :class:`~nlbsuite.results.ResultRecord`; with ``top``, only the best ``top``
     of them by ``metric`` (:func:`select_top`). ``data``: the runs' data when it cannot
-    be reloaded by name (runs on a tensor file); its hash must match the members'."""
+    be reloaded by name (runs on a tensor file): the data, or the tensor file, read at the
+    members' bin width (a 5 ms file is rebinned for 20 ms runs, as ``run --bin`` does); its
+    hash must match the members'."""
     from nlbsuite.datasets import load_dataset
     from nlbsuite.provenance import data_hash, git_commit, now_iso, package_versions
     from nlbsuite.results import ResultRecord, default_results_dir, save_record
@@ -165,6 +167,10 @@ def ensemble(
         chosen = {r.run_id for r in select_top(records, top, metric)}
         loaded = [(rec, folder) for rec, folder in loaded if rec.run_id in chosen]
         say(f"members: top {top} of {len(records)} by val {metric}")
+    if isinstance(data, str | Path):
+        data = load_dataset(
+            None, phase=first.phase, bin_width_ms=first.bin_width_ms, path=data
+        )
     if data is None:
         try:
             data = load_dataset(first.dataset, phase=first.phase, bin_width_ms=first.bin_width_ms)

@@ -100,3 +100,22 @@ def test_cli_ensemble_top_and_errors(
     assert "result file not found" in capsys.readouterr().err
     assert main(["ensemble", ids[0], ids[0], "--results", str(runs)]) == 2
     assert "listed twice" in capsys.readouterr().err
+
+
+def test_cli_ensemble_of_runs_on_a_rebinned_tensor_file(
+    mc_maze_small_val: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Runs on a 5 ms file at ``--bin 20``: ``--data`` is read at the members' bin width
+    (read at 5 ms, its hash is not the members' and the ensemble was refused)."""
+    data = load_dataset(None, path=mc_maze_small_val, bin_width_ms=20)
+    for kern in (40.0, 80.0):
+        run("smoothing", data, results_dir=tmp_path, log=None,
+            overrides={"kern_sd_ms": kern, "alpha": 0.01})  # fmt: skip
+    members = paths(tmp_path)
+    argv = ["ensemble", *map(str, members), "--data", str(mc_maze_small_val)]
+    assert main([*argv, "--name", "pair20", "--results", str(tmp_path)]) == 0
+    rec = load_record(next(tmp_path.glob("mc_maze_small_20__val__pair20__*.json")))
+    preds = [load_run_model(p).predict(data.model_input()) for p in members]
+    assert rec.bin_width_ms == 20
+    assert rec.metrics["co-bps"] == pytest.approx(evaluate(data, average_rates(preds))["co-bps"])
+    assert "beats its best member" in capsys.readouterr().out

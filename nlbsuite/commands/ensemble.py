@@ -18,7 +18,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="ensemble", help="model name of the record (default: ensemble)")
     p.add_argument("--top", type=int, help="keep the N best RUNs by --metric (val phase only)")
     p.add_argument("--metric", default="co-bps", help="ranking metric for --top (default: co-bps)")
-    p.add_argument("--data", type=Path, help="nlb_tools tensor file the runs used, if not a dataset name")
+    p.add_argument(
+        "--data", type=Path,
+        help="nlb_tools tensor file the runs used, if not a dataset name (read at the runs' "
+        "bin width: a 5 ms file is rebinned for 20 ms runs)",
+    )  # fmt: skip
     p.add_argument(
         "--results", type=Path,
         help="results folder (default: $NLBSUITE_RESULTS or leaderboard/results of this project)",
@@ -32,13 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from nlbsuite.results import default_results_dir, record_path
 
     results = args.results or default_results_dir()
-    data = None
-    if args.data is not None:
-        from nlbsuite.data import phase_data_from_h5
-
-        data = phase_data_from_h5(args.data)
     record = ensemble(
-        args.runs, name=args.name, top=args.top, metric=args.metric, data=data,
+        args.runs, name=args.name, top=args.top, metric=args.metric, data=args.data,
         results_dir=results,
     )  # fmt: skip
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in record.metrics.items())

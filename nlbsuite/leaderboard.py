@@ -133,9 +133,17 @@ def config_labels(rows: list[Row]) -> dict[int, str]:
 
 
 def _members_label(row: Row) -> str:
-    """An ensemble's variant cell: its members' seeds, and how many records are gone."""
-    seeds = ", ".join(str(seed) for _, _, seed in sorted(row.members, key=lambda m: m[2]))
-    label = f"members: seeds {seeds}" if seeds else ""
+    """An ensemble's variant cell: its members' seeds (by model where they mix models), and
+    how many member records are gone."""
+    by_model: dict[str, list[int]] = defaultdict(list)
+    for model, _, seed in row.members:
+        by_model[model].append(seed)
+    seeds = {model: ", ".join(map(str, sorted(s))) for model, s in sorted(by_model.items())}
+    if len(seeds) == 1 and row.model.startswith(next(iter(seeds))):
+        label = f"members: seeds {next(iter(seeds.values()))}"
+    else:
+        label = "members: " + "; ".join(f"{model} {s}" for model, s in seeds.items())
+    label = label if seeds else ""
     gone = f"{row.missing_members} member record(s) gone" if row.missing_members else ""
     return "; ".join(p for p in (label, gone) if p)
 

@@ -142,3 +142,7 @@ def test_ensemble_rows_name_members_and_follow_their_code(tmp_path):
     row = next(r for r in gone if r.preset == "ensemble")
     assert row.missing_members == 1 and is_older_code(row, {"ndt": "n3w" * 4})
     assert "1 member record(s) gone" in render_markdown({("lorenz_20", "val"): gone})
+    mixed = record("stndt", 0, 0.37)
+    ens.model, ens.config = "deep_ensemble", {"members": sorted(m.run_id for m in [*members, mixed])}
+    md = render_markdown(aggregate([*members, mixed, ens]))
+    assert "members: ndt 0, 1, 2; stndt 0" in md

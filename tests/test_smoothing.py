@@ -9,12 +9,12 @@ from baselines.smoothing import (
     NLB_SMOOTHING_PARAMS,
     Smoothing,
     cross_validate_smoothing,
-    fit_poisson_batch,
     fit_poisson_glms,
     log_smoothed,
     predict_poisson_glms,
     smooth_spikes,
 )
+from benchmarks.bench_gpfa import fit_poisson_batch
 from nlbsuite.data import rebin
 from nlbsuite.datasets import load_dataset
 from nlbsuite.errors import UserError

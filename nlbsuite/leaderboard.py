@@ -4,8 +4,8 @@ One table per dataset key and phase: a row per run key (:class:`~nlbsuite.result
 model, preset, config hash on that dataset phase) and model code (records whose code
 fingerprints differ are never averaged together: a row's seeds ran the same code, and rows
 of one run key that differ only in code are labelled ``code <sha8>``), each metric as
-mean ± std over seeds, the best mean per metric in bold (direction from :data:`nlbsuite.catalog.METRICS`). Written
-as ``README.md`` (markdown via tabulate) and ``leaderboard.csv`` next to the results folder.
+mean ± std over seeds, the best mean per metric in bold (direction from
+:data:`nlbsuite.catalog.METRICS`). Written as ``README.md`` (markdown via tabulate) and ``leaderboard.csv`` next to the results folder.
 
 An ensemble (``nlbsuite ensemble``) is one record: its row names its members' seeds, and it
 counts as older code when a member ran older code or its record is gone (replaced).
@@ -23,6 +23,7 @@ import numpy as np
 from tabulate import tabulate
 
 from nlbsuite.catalog import METRICS
+from nlbsuite.ensemble import PRESET as ENSEMBLE_PRESET
 from nlbsuite.results import ResultRecord, RunKey, load_records, results_lock, write_result_file
 
 GroupKey = tuple[str, str]  # (dataset key, phase)
@@ -45,6 +46,10 @@ class Row:
     members: list[tuple[str, str, int]] = field(default_factory=list)
     missing_members: int = 0
 
+    @property
+    def is_ensemble(self) -> bool:
+        return self.preset == ENSEMBLE_PRESET
+
 
 def metric_order(names: set[str]) -> list[str]:
     """Metrics in the canonical order of METRICS, unknown ones last (sorted)."""
@@ -62,7 +67,7 @@ def aggregate(records: list[ResultRecord]) -> dict[GroupKey, list[Row]]:
     tables: dict[GroupKey, list[Row]] = defaultdict(list)
     for key, code in sorted(by_key, key=lambda k: (k[0].dataset_key, k[0].phase, k)):
         recs = by_key[(key, code)]
-        member_ids = recs[0].config.get("members", []) if key.preset == "ensemble" else []
+        member_ids = recs[0].config.get("members", []) if key.preset == ENSEMBLE_PRESET else []
         found = [by_id[m] for m in member_ids if m in by_id]
         names = {m for r in recs for m in r.metrics}
         stats = {}
@@ -122,7 +127,7 @@ def config_labels(rows: list[Row]) -> dict[int, str]:
         for r in group:
             codes[r.config_hash].add(r.code_fingerprint)
         for r in group:
-            if r.preset == "ensemble":
+            if r.is_ensemble:
                 labels[id(r)] = _members_label(r)
                 continue
             parts = [f"{k}={r.config.get(k)}" for k in differ]
@@ -139,11 +144,12 @@ def _members_label(row: Row) -> str:
     for model, _, seed in row.members:
         by_model[model].append(seed)
     seeds = {model: ", ".join(map(str, sorted(s))) for model, s in sorted(by_model.items())}
-    if len(seeds) == 1 and row.model.startswith(next(iter(seeds))):
+    if not seeds:
+        label = ""
+    elif len(seeds) == 1 and row.model.startswith(next(iter(seeds))):
         label = f"members: seeds {next(iter(seeds.values()))}"
     else:
         label = "members: " + "; ".join(f"{model} {s}" for model, s in seeds.items())
-    label = label if seeds else ""
     gone = f"{row.missing_members} member record(s) gone" if row.missing_members else ""
     return "; ".join(p for p in (label, gone) if p)
 
@@ -158,7 +164,7 @@ def current_code() -> dict[str, str]:
 
 def _codes(row: Row) -> list[tuple[str, str]]:
     """(model, code fingerprint) pairs a row's numbers come from: an ensemble's members."""
-    if row.preset == "ensemble":
+    if row.is_ensemble:
         return [(model, code) for model, code, _ in row.members]
     return [(row.model, row.code_fingerprint)]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -130,11 +131,20 @@ def test_fetch_hanging_connection_times_out_under_two_seconds(
 
     from nlbsuite.nlb import fetch
 
-    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: time.sleep(30))
+    released = threading.Event()
+
+    def hang(*args: object, **kwargs: object) -> None:
+        released.wait(30)
+        raise OSError("released by the test")  # as a real connect that finally fails
+
+    monkeypatch.setattr(socket, "create_connection", hang)
     start = time.perf_counter()
-    with pytest.raises(UserError, match="timed out"):
-        fetch.check_reachable("https://api.dandiarchive.org/api")
-    assert time.perf_counter() - start < 2.0
+    try:
+        with pytest.raises(UserError, match="timed out"):
+            fetch.check_reachable("https://api.dandiarchive.org/api")
+        assert time.perf_counter() - start < 2.0
+    finally:
+        released.set()  # the abandoned worker ends now, not during a later test
 
 
 @pytest.mark.parametrize(

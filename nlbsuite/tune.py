@@ -15,9 +15,9 @@ best config is saved as a named config file (:mod:`nlbsuite.configfile`) that ``
   with ``partial_fit`` is scored after each of ``iterations`` training steps and the worst
   are stopped early (a model without it reports once, so ASHA equals random search).
 - ``pbt``: population-based training as AutoLFADS uses it: ``samples`` trials train in
-  ``iterations`` steps; after each step the worst quarter copies the fitted model of a trial
-  in the best quarter (exploit, by the val metric) and perturbs the searched fields by
-  x0.8 / x1.2 or resamples them (explore). Needs ``partial_fit``.
+  ``iterations`` steps; after each step but the last the worst quarter copies the fitted
+  model of a trial in the best quarter (exploit, by the val metric) and perturbs the
+  searched fields by x0.8 / x1.2 or resamples them (explore). Needs ``partial_fit``.
 """
 
 from __future__ import annotations
@@ -135,14 +135,24 @@ def _trial(
 
 
 def _scheduler(search: str, metric: str, mode: str, iterations: int, space: dict) -> Any:
-    from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
+    from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining, TrialScheduler
 
     if search == "asha":
         return ASHAScheduler(
             time_attr="training_iteration", max_t=iterations, grace_period=1, reduction_factor=2
         )
     if search == "pbt":
-        return PopulationBasedTraining(
+
+        class FinalStepKeptPBT(PopulationBasedTraining):
+            """No exploit at a trial's last step: there it would only overwrite the trial's
+            own final result with the donor's, paired with a perturbed config never trained."""
+
+            def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+                if result.get("training_iteration", 0) >= iterations:
+                    return TrialScheduler.CONTINUE
+                return super().on_trial_result(tune_controller, trial, result)
+
+        return FinalStepKeptPBT(
             time_attr="training_iteration",
             perturbation_interval=1,
             hyperparam_mutations=space,

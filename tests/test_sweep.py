@@ -196,6 +196,9 @@ def test_tune_pbt_picks_the_best_val_trial_and_records_every_trial(cluster, tmp_
                   preset=str(base), results_dir=tmp_path / "results",
                   out=tmp_path / "pbt.json", log=lambda _: None)
     assert len(report.trials) == 4 and not report.failed
+    # each trial's own record, also where the trial came last at the final step
+    assert len({r.extras["trial"] for r in report.trials}) == 4
+    assert len(list((report.study_dir / "trials").glob("*.json"))) == 4
     assert all(r.extras["steps"] == 2 for r in report.trials)
     assert all(r.config["epochs"] == 8 and r.preset == "longer" for r in report.trials)
     best = max(report.trials, key=lambda r: r.metrics["co-bps"])

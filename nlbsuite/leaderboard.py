@@ -5,7 +5,8 @@ model, preset, config hash on that dataset phase) and model code (records whose 
 fingerprints differ are never averaged together: a row's seeds ran the same code, and rows
 of one run key that differ only in code are labelled ``code <sha8>``), each metric as
 mean ± std over seeds, the best mean per metric in bold (direction from
-:data:`nlbsuite.catalog.METRICS`). Written as ``README.md`` (markdown via tabulate) and ``leaderboard.csv`` next to the results folder.
+:data:`nlbsuite.catalog.METRICS`). Written as ``README.md`` (markdown via tabulate) and
+``leaderboard.csv`` next to the results folder.
 
 An ensemble (``nlbsuite ensemble``) is one record: its row names its members' seeds, and it
 counts as older code when a member ran older code or its record is gone (replaced).

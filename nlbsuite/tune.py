@@ -137,9 +137,10 @@ def _trial(
 def _scheduler(search: str, metric: str, mode: str, iterations: int, space: dict) -> Any:
     from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining, TrialScheduler
 
+    time_attr = "training_iteration"  # Ray's count of a trial's reported results
     if search == "asha":
         return ASHAScheduler(
-            time_attr="training_iteration", max_t=iterations, grace_period=1, reduction_factor=2
+            time_attr=time_attr, max_t=iterations, grace_period=1, reduction_factor=2
         )
     if search == "pbt":
 
@@ -148,12 +149,12 @@ def _scheduler(search: str, metric: str, mode: str, iterations: int, space: dict
             own final result with the donor's, paired with a perturbed config never trained."""
 
             def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-                if result.get("training_iteration", 0) >= iterations:
+                if result.get(time_attr, 0) >= iterations:
                     return TrialScheduler.CONTINUE
                 return super().on_trial_result(tune_controller, trial, result)
 
         return FinalStepKeptPBT(
-            time_attr="training_iteration",
+            time_attr=time_attr,
             perturbation_interval=1,
             hyperparam_mutations=space,
             quantile_fraction=0.25,

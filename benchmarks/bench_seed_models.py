@@ -6,6 +6,9 @@ SDE's prior vs posterior prediction, and the low-rank RNN's variability check.
         --variability docs/figures/lowrank_rnn_variability_lorenz.png
     PYTHONPATH=. python benchmarks/bench_seed_models.py --model latent_sde --preset cpu \
         --data ../shared/data/mc_maze_small/mc_maze_small_val_tensors.h5
+    PYTHONPATH=. python benchmarks/bench_seed_models.py --model lowrank_rnn \
+        --fitted leaderboard/runs/mc_maze_small__val__lowrank_rnn__cpu-<hash>__seed0.pkl \
+        --data ../shared/data/mc_maze_small/mc_maze_small_val_tensors.h5 --variability F.png
 
 Each run fits one model on the default Lorenz val phase (seed 0 data; ``--data``: a val
 tensor file in nlb_tools' layout instead, ``--bin`` to rebin it) with one torch thread
@@ -14,6 +17,7 @@ and the 1-minute load average at start and end (the machine may be shared: state
 numbers). The latent SDE is scored with both ``predict_with`` settings of the same fit;
 LangevinFlow gets its latent-motion probe on the train trials; ``--variability [PNG]`` runs
 the low-rank RNN's variability check (generated vs held-out real trials) and saves its figure.
+``--fitted PKL`` scores a saved fit (a record's ``runs/*.pkl``) instead of fitting one.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import argparse
 import dataclasses
 import json
 import os
+import pickle
 import time
 
 import numpy as np
@@ -42,6 +47,7 @@ def main() -> None:
     parser.add_argument("--data", help="val tensor file (nlb_tools h5 layout) instead of Lorenz")
     parser.add_argument("--bin", type=int, help="rebin --data to this width in ms")
     parser.add_argument("--variability", nargs="?", const="", metavar="PNG")
+    parser.add_argument("--fitted", metavar="PKL", help="a saved fit (runs/*.pkl) to score")
     args = parser.parse_args()
     if args.data:
         from nlbsuite.datasets import load_dataset
@@ -51,14 +57,29 @@ def main() -> None:
         data = make_lorenz("val")
     cls = get_model_class(args.model)
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
-    model = cls(cls.make_config(args.preset, overrides), seed=args.seed)
     load0 = os.getloadavg()[0]
-    start = time.perf_counter()
-    model.fit(data.model_input())
-    fit_s = time.perf_counter() - start
-    out = {"model": args.model, "preset": args.preset, "data": data.dataset,
-           "bin_ms": data.bin_width_ms, "seed": args.seed, "overrides": overrides,
-           "fit_s": round(fit_s, 1), "load_start": load0, "load_end": os.getloadavg()[0]}
+    if args.fitted:
+        with open(args.fitted, "rb") as f:
+            model = pickle.load(f)
+        assert isinstance(model, cls), f"{args.fitted}: not a fitted {args.model}"
+        fit_s = float("nan")
+    else:
+        model = cls(cls.make_config(args.preset, overrides), seed=args.seed)
+        start = time.perf_counter()
+        model.fit(data.model_input())
+        fit_s = time.perf_counter() - start
+    out = {
+        "model": args.model,
+        "preset": None if args.fitted else args.preset,
+        "fitted": args.fitted,
+        "data": data.dataset,
+        "bin_ms": data.bin_width_ms,
+        "seed": args.seed,
+        "overrides": overrides,
+        "fit_s": round(fit_s, 1),
+        "load_start": load0,
+        "load_end": os.getloadavg()[0],
+    }
     metrics = evaluate(data, model.predict(data.model_input()))
     out["scores"] = {k: metrics.get(k) for k in KEYS}
     if args.model == "latent_sde":
@@ -94,7 +115,10 @@ def plot_variability(generated: np.ndarray, real: np.ndarray, path: str, title: 
 
     fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.0), dpi=100)
     for ax, g, r, name in zip(
-        axes, trial_variability(generated), trial_variability(real), ("Fano factor", "count corr."),
+        axes,
+        trial_variability(generated),
+        trial_variability(real),
+        ("Fano factor", "count corr."),
         strict=True,
     ):
         ok = np.isfinite(g) & np.isfinite(r)

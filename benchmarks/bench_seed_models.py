@@ -6,7 +6,7 @@ SDE's prior vs posterior prediction, and the low-rank RNN's variability check.
         --variability docs/figures/lowrank_rnn_variability_lorenz.png
     PYTHONPATH=. python benchmarks/bench_seed_models.py --model latent_sde --preset cpu \
         --data ../shared/data/mc_maze_small/mc_maze_small_val_tensors.h5
-    PYTHONPATH=. python benchmarks/bench_seed_models.py --model lowrank_rnn \
+    PYTHONPATH=. python benchmarks/bench_seed_models.py --model lowrank_rnn --preset cpu \
         --fitted leaderboard/runs/mc_maze_small__val__lowrank_rnn__cpu-<hash>__seed0.pkl \
         --data ../shared/data/mc_maze_small/mc_maze_small_val_tensors.h5 --variability F.png
 
@@ -17,7 +17,7 @@ and the 1-minute load average at start and end (the machine may be shared: state
 numbers). The latent SDE is scored with both ``predict_with`` settings of the same fit;
 LangevinFlow gets its latent-motion probe on the train trials; ``--variability [PNG]`` runs
 the low-rank RNN's variability check (generated vs held-out real trials) and saves its figure.
-``--fitted PKL`` scores a saved fit (a record's ``runs/*.pkl``) instead of fitting one.
+``--fitted PKL`` scores a saved fit (a record's ``runs/*.pkl``; ``--preset`` then only labels it).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def main() -> None:
         fit_s = time.perf_counter() - start
     out = {
         "model": args.model,
-        "preset": None if args.fitted else args.preset,
+        "preset": args.preset,
         "fitted": args.fitted,
         "data": data.dataset,
         "bin_ms": data.bin_width_ms,

@@ -74,7 +74,7 @@ def main() -> None:
         "fitted": args.fitted,
         "data": data.dataset,
         "bin_ms": data.bin_width_ms,
-        "seed": args.seed,
+        "seed": model.seed,
         "overrides": overrides,
         "fit_s": round(fit_s, 1),
         "load_start": load0,

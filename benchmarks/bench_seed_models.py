@@ -6,8 +6,8 @@ SDE's prior vs posterior prediction, and the low-rank RNN's variability check.
         --variability docs/figures/lowrank_rnn_variability_lorenz.png
     PYTHONPATH=. python benchmarks/bench_seed_models.py --model latent_sde --preset cpu \
         --data ../shared/data/mc_maze_small/mc_maze_small_val_tensors.h5
-    PYTHONPATH=. python benchmarks/bench_seed_models.py --model lowrank_rnn --preset cpu \
-        --fitted leaderboard/runs/mc_maze_small__val__lowrank_rnn__cpu-<hash>__seed0.pkl \
+    PYTHONPATH=. python benchmarks/bench_seed_models.py --model lowrank_rnn \
+        --fitted leaderboard/results/mc_maze_small__val__lowrank_rnn__cpu-<hash>__seed0.json \
         --data ../shared/data/mc_maze_small/mc_maze_small_val_tensors.h5 --variability F.png
 
 Each run fits one model on the default Lorenz val phase (seed 0 data; ``--data``: a val
@@ -17,7 +17,7 @@ and the 1-minute load average at start and end (the machine may be shared: state
 numbers). The latent SDE is scored with both ``predict_with`` settings of the same fit;
 LangevinFlow gets its latent-motion probe on the train trials; ``--variability [PNG]`` runs
 the low-rank RNN's variability check (generated vs held-out real trials) and saves its figure.
-``--fitted PKL`` scores a saved fit (a record's ``runs/*.pkl``; ``--preset`` then only labels it).
+``--fitted RECORD`` scores the fit saved with a result record (its JSON) instead of fitting.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import argparse
 import dataclasses
 import json
 import os
-import pickle
 import time
 
 import numpy as np
@@ -47,7 +46,7 @@ def main() -> None:
     parser.add_argument("--data", help="val tensor file (nlb_tools h5 layout) instead of Lorenz")
     parser.add_argument("--bin", type=int, help="rebin --data to this width in ms")
     parser.add_argument("--variability", nargs="?", const="", metavar="PNG")
-    parser.add_argument("--fitted", metavar="PKL", help="a saved fit (runs/*.pkl) to score")
+    parser.add_argument("--fitted", metavar="RECORD", help="a result record whose fit to score")
     args = parser.parse_args()
     if args.data:
         from nlbsuite.datasets import load_dataset
@@ -58,11 +57,14 @@ def main() -> None:
     cls = get_model_class(args.model)
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     load0 = os.getloadavg()[0]
+    preset = args.preset
     if args.fitted:
-        with open(args.fitted, "rb") as f:
-            model = pickle.load(f)
-        assert isinstance(model, cls), f"{args.fitted}: not a fitted {args.model}"
-        fit_s = float("nan")
+        from nlbsuite.results import load_record
+        from nlbsuite.runner import load_run_model
+
+        record = load_record(args.fitted)
+        assert record.model == args.model, f"{args.fitted}: a {record.model} record"
+        model, preset, fit_s = load_run_model(args.fitted), record.preset, float("nan")
     else:
         model = cls(cls.make_config(args.preset, overrides), seed=args.seed)
         start = time.perf_counter()
@@ -70,7 +72,7 @@ def main() -> None:
         fit_s = time.perf_counter() - start
     out = {
         "model": args.model,
-        "preset": args.preset,
+        "preset": preset,
         "fitted": args.fitted,
         "data": data.dataset,
         "bin_ms": data.bin_width_ms,
@@ -99,7 +101,7 @@ def main() -> None:
         gen = model.generate(real.shape[0], n_steps=real.shape[1])
         out["variability"] = compare_variability(gen.spikes, real)
         if args.variability:
-            plot_variability(gen.spikes, real, args.variability, f"{data.dataset}, {args.preset}")
+            plot_variability(gen.spikes, real, args.variability, f"{data.dataset}, {preset}")
     print(json.dumps(out, default=float))
 
 

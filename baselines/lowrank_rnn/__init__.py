@@ -244,6 +244,8 @@ class LowRankRNN(ModelAdapter):
         # 89.5 / 90.6% (52-56 s); 440 updates fitted in 58-62 s on a clean clone, at the limit;
         # 400 updates to lr 2e-3: 93.9 / 93.7 / 91.7% (lr 1.2e-2 to 1e-3: 90.8 / 89.8 / 87.4%;
         # 8 particles: 72 s, 90.6%; 32 units: 57 s, 88.1%; batch 64, lr 1.5e-2 or 2e-2: < 89%).
+        # The leaner particle filter step (fewer tensor ops; same bound to float rounding)
+        # then fitted seed 0 in 44 s against 58 s before, side by side, same co-bps.
         "ci": {
             "link": "exp",
             "bin_ms": 40,

@@ -23,7 +23,6 @@ from baselines.lowrank_rnn import (
 from nlbsuite.data import PhaseData, Rates
 from nlbsuite.training import Schedule, average_rates, split_trials, torch_device, train
 
-LOG_2PI = math.log(2 * math.pi)
 MIN_LOG_VAR, MAX_LOG_VAR = math.log(1e-6), math.log(100.0)
 
 
@@ -117,43 +116,50 @@ class LowRankSSM(nn.Module):
     def decay(self) -> torch.Tensor:
         return torch.exp(-torch.exp(self.decay_param))
 
-    def transition(self, z: torch.Tensor) -> torch.Tensor:
-        """Noise-free step, z (..., R) -> (..., R)."""
-        x = z @ self.m.T
+    def transition(self, z: torch.Tensor, decay: torch.Tensor | None = None) -> torch.Tensor:
+        """Noise-free step, z (..., R) -> (..., R); ``decay``: :attr:`decay`, passed in by
+        callers that step many times."""
+        decay = self.decay if decay is None else decay
         if self.nonlinearity == "relu_diff":  # relu(x + h) - relu(x), the authors' unit
+            x = z @ self.m.T
             act = torch.relu(x + self.h) - torch.relu(x)
         elif self.nonlinearity == "clipped_relu":
-            act = (x + self.h).clamp(0.0, 1.0)
+            act = nn.functional.hardtanh(nn.functional.linear(z, self.m, self.h), 0.0, 1.0)
         else:
-            act = torch.relu(x + self.h)
-        return self.decay * z + act @ self.n
+            act = torch.relu(nn.functional.linear(z, self.m, self.h))
+        return torch.addcmul(act @ self.n, decay, z)
 
     def rates(self, z: torch.Tensor) -> torch.Tensor:
         """Expected counts per bin (..., neuron)."""
         x = self.readout(z)
         return torch.exp(x) + 1e-8 if self.link == "exp" else nn.functional.softplus(x) + 1e-6
 
-
-def _gauss_logpdf(z: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-    return -0.5 * (((z - mean) ** 2) / var + torch.log(var) + LOG_2PI).sum(-1)
+    def log_rates_and_rates(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log expected counts and expected counts (..., neuron), as the particle filter
+        weighs them (the exp link exact, without :meth:`rates`' 1e-8 floor)."""
+        x = self.readout(z)
+        if self.link == "exp":
+            return x, torch.exp(x)
+        rate = nn.functional.softplus(x) + 1e-6
+        return torch.log(rate), rate
 
 
 def systematic_resample(log_w: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Ancestor indices (trial, K) by systematic resampling of log-weights (trial, K)."""
     n_trials, k = log_w.shape
     cdf = torch.cumsum(torch.softmax(log_w.detach().double(), dim=1), dim=1)
-    cdf[:, -1] = 1.0
     u = (
         torch.rand(n_trials, 1, generator=gen, device=log_w.device, dtype=cdf.dtype)
         + torch.arange(k, device=log_w.device, dtype=cdf.dtype)
     ) / k
-    return torch.searchsorted(cdf, u).clamp_max(k - 1)
+    return torch.searchsorted(cdf, u).clamp_max(k - 1)  # clamp: cdf[-1] may round below 1
 
 
 @dataclass
 class SMCResult:
     """Per trial: ``bound`` (trial,) the VSMC log-likelihood bound; with ``keep``: particles
-    (time, trial, K, R), log-weights (time, trial, K) and ancestors (time, trial, K)."""
+    (time, trial, K, R), log-weights (time, trial, K; each step's up to a constant per
+    trial, the Poisson log(x!) terms) and ancestors (time, trial, K)."""
 
     bound: torch.Tensor
     particles: list[torch.Tensor]
@@ -173,48 +179,65 @@ def run_smc(
 ) -> SMCResult:
     """Variational SMC over ``obs`` (trial, time, neuron) with observed-entry ``mask``;
     the encoder sees ``enc_spikes`` (trial, T_enc, heldin), T_enc <= time (later steps use
-    the transition as proposal)."""
+    the transition as proposal).
+
+    The proposal at an encoder step is the product of the prior step N(mean, var) and the
+    encoder's N(e_mean, e_var), so its variance and the log-determinant part of the weight
+    depend on the encoder only and are computed for all steps at once; the weight's
+    quadratic part is log N(z; mean, var) - log N(z; q_mean, q_var) with
+    (z - q_mean)^2 / q_var = eps^2. Training is bound by the per-step Python and autograd
+    cost at small batches, so the loop keeps few tensor operations per step.
+    """
     n_trials, n_time, _ = obs.shape
     k, r = n_particles, model.m.shape[1]
-    var, var0 = torch.exp(model.log_var), torch.exp(model.z0_log_var)
-    if proposal == "encoder":
-        enc_mean, enc_log_var = model.encoder(enc_spikes)
+    device = obs.device
+    decay = model.decay
+    sd, sd0 = torch.exp(0.5 * model.log_var), torch.exp(0.5 * model.z0_log_var)
+    prec = torch.stack([torch.exp(-model.z0_log_var), torch.exp(-model.log_var)])  # (2, R)
     n_enc = enc_spikes.shape[1] if proposal == "encoder" else 0
-    const = torch.lgamma(obs + 1.0) * mask
-    bound = torch.zeros(n_trials, device=obs.device)
-    out = SMCResult(bound, [], [], [])
+    if n_enc:
+        enc_mean, enc_log_var = model.encoder(enc_spikes)  # (trial, T_enc, R)
+        enc_prec = torch.exp(-enc_log_var)
+        step_prec = prec[(torch.arange(n_enc, device=device) > 0).long()]  # (T_enc, R)
+        q_var = 1.0 / (step_prec + enc_prec)
+        log_det = 0.5 * (torch.log(q_var) + torch.log(step_prec)).sum(-1)  # (trial, T_enc)
+        q_var_t = q_var[:, :, None].unbind(1)  # per step (trial, 1, R)
+        q_sd_t = torch.sqrt(q_var)[:, :, None].unbind(1)
+        enc_term_t = (enc_mean * enc_prec)[:, :, None].unbind(1)
+        log_det_t = log_det[:, :, None].unbind(1)  # per step (trial, 1)
+    obs_t = (obs * mask)[:, :, None].unbind(1)  # per step (trial, 1, neuron)
+    mask_t = mask[:, :, None].unbind(1)
+    log_fact = (torch.lgamma(obs + 1.0) * mask).sum((1, 2))  # (trial,)
+    out = SMCResult(torch.empty(0), [], [], [])
+    log_norm = []
     z = log_w = None
     for t in range(n_time):
         if t == 0:
             prior_mean = model.z0_mean.expand(n_trials, k, r)
-            prior_var = var0
         else:
             idx = systematic_resample(log_w, gen)
             if keep:
                 out.ancestors.append(idx)
             z = torch.gather(z, 1, idx[:, :, None].expand(-1, -1, r))
-            prior_mean = model.transition(z)
-            prior_var = var
-        eps = torch.randn(n_trials, k, r, generator=gen, device=obs.device)
+            prior_mean = model.transition(z, decay)
+        eps = torch.randn(n_trials, k, r, generator=gen, device=device)
         if t < n_enc:
-            e_var = torch.exp(enc_log_var[:, t])[:, None]
-            q_var = 1.0 / (1.0 / prior_var + 1.0 / e_var)
-            q_mean = q_var * (prior_mean / prior_var + enc_mean[:, t][:, None] / e_var)
-            z = q_mean + torch.sqrt(q_var) * eps
-            log_w = _gauss_logpdf(z, prior_mean, prior_var) - _gauss_logpdf(z, q_mean, q_var)
+            p = prec[min(t, 1)]
+            q_mean = q_var_t[t] * torch.addcmul(enc_term_t[t], prior_mean, p)
+            z = torch.addcmul(q_mean, q_sd_t[t], eps)
+            d = z - prior_mean
+            log_w = log_det_t[t] + 0.5 * ((eps * eps).sum(-1) - (d * d) @ p)
         else:
-            z = prior_mean + torch.sqrt(prior_var) * eps
-            log_w = torch.zeros(n_trials, k, device=obs.device)
-        rate = model.rates(z)
-        x_t, m_t = obs[:, t][:, None], mask[:, t][:, None]
-        log_w = (
-            log_w + ((x_t * torch.log(rate) - rate) * m_t).sum(-1) - const[:, t].sum(-1)[:, None]
-        )
-        bound = bound + torch.logsumexp(log_w, dim=1) - math.log(k)
+            z = torch.addcmul(prior_mean, sd if t else sd0, eps)
+            log_w = None
+        log_rate, rate = model.log_rates_and_rates(z)
+        log_lik = (obs_t[t] * log_rate - mask_t[t] * rate).sum(-1)
+        log_w = log_lik if log_w is None else log_w + log_lik
+        log_norm.append(torch.logsumexp(log_w, dim=1))
         if keep:
             out.particles.append(z.detach())
             out.log_weights.append(log_w.detach())
-    out.bound = bound
+    out.bound = torch.stack(log_norm).sum(0) - n_time * math.log(k) - log_fact
     return out
 
 
